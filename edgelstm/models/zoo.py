@@ -1,0 +1,49 @@
+"""Registered model variants. Names users can rely on: ``lstm``, ``student``, ``teacher``."""
+from __future__ import annotations
+
+from edgelstm.models.clip_models import BiLSTMClipModel, PoolingClipModel, StreamingClipModel
+from edgelstm.models.encoders import MobileEncoder, TinyEncoder, WideEncoder
+from edgelstm.models.lstm_classifier import LSTMVideoClassifier
+from edgelstm.models.registry import register_model
+
+
+@register_model
+def lstm(*, input_size: int, num_classes: int, hidden_size: int = 128, num_layers: int = 1) -> LSTMVideoClassifier:
+    """The reference LSTMVideoClassifier over pre-extracted features (default for feature data)."""
+    return LSTMVideoClassifier(input_size, hidden_size, num_layers, num_classes)
+
+
+@register_model
+def student(*, num_classes: int, hidden_size: int = 128, feature_size: int = 128,
+            widths: tuple[int, ...] = (16, 32, 64, 64), **norm: tuple[float, ...]) -> StreamingClipModel:
+    """Causal student: MobileNet-like encoder + one LSTM layer (default for clips)."""
+    return StreamingClipModel(MobileEncoder(tuple(widths), feature_size=feature_size), hidden_size, 1, num_classes,
+                              **norm)
+
+
+@register_model
+def student_tiny(*, num_classes: int, hidden_size: int = 16, **norm: tuple[float, ...]) -> StreamingClipModel:
+    """A very small causal model for tests and smoke runs."""
+    return StreamingClipModel(TinyEncoder(), hidden_size, 1, num_classes, **norm)
+
+
+@register_model
+def teacher(*, num_classes: int, hidden_size: int = 192, num_layers: int = 2, bidirectional: bool = True,
+            feature_size: int = 256, widths: tuple[int, ...] = (32, 64, 128, 128),
+            **norm: tuple[float, ...]) -> BiLSTMClipModel:
+    """Wide encoder + two-layer bidirectional LSTM. Non-causal: for distillation, not deployment."""
+    return BiLSTMClipModel(WideEncoder(tuple(widths), feature_size=feature_size), hidden_size, num_layers,
+                           num_classes, bidirectional, **norm)
+
+
+@register_model
+def teacher_tiny(*, num_classes: int, hidden_size: int = 24, **norm: tuple[float, ...]) -> BiLSTMClipModel:
+    """A very small bidirectional teacher for tests."""
+    return BiLSTMClipModel(TinyEncoder(width=12, feature_size=24), hidden_size, 1, num_classes, True, **norm)
+
+
+@register_model
+def pooling(*, num_classes: int, feature_size: int = 128, widths: tuple[int, ...] = (16, 32, 64, 64),
+            **norm: tuple[float, ...]) -> PoolingClipModel:
+    """Frame-pooling baseline: the student's encoder, mean over time, no LSTM."""
+    return PoolingClipModel(MobileEncoder(tuple(widths), feature_size=feature_size), num_classes, **norm)

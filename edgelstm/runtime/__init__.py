@@ -1,0 +1,1 @@
+"""edgelstm.runtime"""

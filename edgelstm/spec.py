@@ -1,0 +1,376 @@
+"""The contract between export and runtime: one frozen description of a deployable model.
+
+Everything a runtime needs to run an exported model lives here: tensor names, shapes and
+dtypes, the LSTM state layout, preprocessing, labels and the temporal facts (clip length,
+frame stride, training fps, reset policy). ``export/`` derives ONNX input names and dynamic
+axes from these objects; ``runtime/`` checks a loaded model against them before the first
+frame. Tensor names are written as string literals here and nowhere else.
+
+This module imports only the standard library: it is shared by the torch side and the
+torch-free device side.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from edgelstm.errors import BundleError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+METADATA_KEY = "edgelstm.spec"  # key of the spec in each ONNX file's metadata_props
+
+# --- tensor names (the only place they are spelled) -------------------------------------
+FRAMES = "frames"      # encoder input: raw uint8 frames (N, H, W, 3); normalisation is in the graph
+FEATURES = "features"  # encoder output and step input: float32 (N, F)
+H_IN = "h"             # LSTM hidden state in: float32 (num_layers, N, hidden)
+C_IN = "c"             # LSTM cell state in: float32 (num_layers, N, hidden)
+LOGITS = "logits"      # step output: float32 (N, num_classes)
+H_OUT = "h_out"
+C_OUT = "c_out"
+CLIP = "clip"          # clip model input: uint8 (N, T, H, W, 3) or float32 (N, T, F)
+CLIP_LOGITS = "clip_logits"  # clip model output: float32 (N, T, num_classes), one row per step
+BATCH = "batch"        # name of the dynamic batch axis
+TIME = "time"          # name of the dynamic time axis
+
+
+class Role(StrEnum):
+    ENCODER = "encoder"  # frames -> features (stateless, batched across streams)
+    STEP = "step"        # features, h, c -> logits, h_out, c_out (one time step)
+    FUSED = "fused"      # frames, h, c -> logits, h_out, c_out (encoder and step in one graph)
+    CLIP = "clip"        # clip -> clip_logits (offline evaluation, clip re-inference)
+
+
+class Backend(StrEnum):
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
+class Precision(StrEnum):
+    FP32 = "fp32"
+    INT8 = "int8"
+
+
+class ModelKind(StrEnum):
+    FRAMES = "frames"      # a frame encoder in front of the LSTM
+    FEATURES = "features"  # pre-extracted per-frame features straight into the LSTM
+
+
+class ColourOrder(StrEnum):
+    RGB = "rgb"
+    BGR = "bgr"
+
+
+class ResizeMode(StrEnum):
+    BILINEAR = "bilinear"
+    AREA = "area"
+    NEAREST = "nearest"
+
+
+# --- the spec's parts -------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int | str, ...]  # a str is a named dynamic axis
+    dtype: str                    # numpy dtype name: "float32", "uint8"
+
+    def matches(self, shape: tuple[int | str | None, ...], dtype: str) -> bool:
+        """True when a model's declared input/output agrees with this spec."""
+        if dtype != self.dtype or len(shape) != len(self.shape):
+            return False
+        return all(isinstance(s, str) or d is None or isinstance(d, str) or d == s
+                   for s, d in zip(self.shape, shape))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    size: tuple[int, int]           # (H, W) the model takes
+    colour_order: ColourOrder       # channel order of the graph's uint8 input
+    mean: tuple[float, float, float]  # per channel, on the 0..1 scale, in the model's RGB order
+    std: tuple[float, float, float]
+    resize: ResizeMode = ResizeMode.AREA
+    layout: str = "NHWC"            # the graph takes HWC uint8; HWC->CHW and normalisation run in-graph
+
+
+@dataclass(frozen=True)
+class ResetPolicy:
+    max_gap_s: float            # a longer gap between fed frames resets the state
+    on_reconnect: bool = True   # a reopened source resets the state
+    every_frames: int = 0       # reset after this many fed frames (0: never)
+
+
+@dataclass(frozen=True)
+class Temporal:
+    clip_len: int        # T the model was trained on
+    frame_stride: int    # frames of the original video between two model frames
+    train_fps: float     # rate at which the model expects frames (source fps / stride)
+    reset: ResetPolicy
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    input: str     # name of the state input (H_IN or C_IN)
+    output: str    # name of the state output (H_OUT or C_OUT)
+    shape: tuple[int | str, ...]  # (num_layers, BATCH, hidden)
+    dtype: str = "float32"
+    init: str = "zeros"
+
+
+@dataclass(frozen=True)
+class FileHash:
+    path: str      # relative to the bundle folder
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Artifact:
+    role: Role
+    backend: Backend
+    precision: Precision
+    files: tuple[FileHash, ...]   # the model file first (.onnx or .xml), then its weights (.bin)
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    inference_precision: str = ""  # what the backend runs by default (OpenVINO: "f32", "bf16")
+    notes: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.backend}:{self.precision}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    kind: ModelKind
+    num_classes: int
+    feature_size: int
+    hidden_size: int
+    num_layers: int
+    params: int
+    macs_per_frame: int
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    artifact: str          # Artifact.key
+    reference: str         # "torch" or another artifact key
+    frames: int
+    max_abs_diff: float
+    argmax_agreement: float  # fraction of steps whose argmax equals the reference's
+    tolerance: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Versions:
+    toolkit: str
+    torch: str = ""
+    onnx: str = ""
+    opset: int = 0
+    onnxruntime: str = ""
+    openvino: str = ""
+    nncf: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model: ModelInfo
+    labels: tuple[str, ...]
+    preprocess: Preprocess | None   # None for feature models
+    temporal: Temporal
+    state: tuple[StateSpec, ...]
+    artifacts: tuple[Artifact, ...]
+    source_checkpoint_sha256: str
+    parity: tuple[ParityResult, ...]
+    versions: Versions
+    created: str = ""
+    quantization: dict[str, Any] = field(default_factory=dict)  # the INT8 report, free-form JSON
+
+    def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
+        for a in self.artifacts:
+            if (a.role, a.backend, a.precision) == (role, backend, precision):
+                return a
+        return None
+
+    def to_json(self) -> str:
+        return json.dumps(to_jsonable(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path = MANIFEST_NAME) -> Manifest:
+        if not isinstance(data, dict):
+            raise BundleError(f"the manifest is a JSON {type(data).__name__}", expected="a JSON object",
+                              fix="re-export the bundle with `edgelstm export`", path=source)
+        version = data.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise BundleError(
+                f"manifest format_version {version} is newer than this edgelstm understands ({FORMAT_VERSION})",
+                expected=f"format_version <= {FORMAT_VERSION}",
+                fix="upgrade edgelstm (pip install -U edgelstm) or export the bundle with this version",
+                path=source)
+        return from_jsonable(cls, data, where="manifest", source=source)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BundleError("no manifest.json here", expected="a bundle folder written by `edgelstm export`",
+                              fix="pass the folder that `edgelstm export --out` wrote", path=path) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BundleError(f"the manifest is not valid JSON ({e.msg} at line {e.lineno})",
+                              expected="the JSON that `edgelstm export` writes",
+                              fix="re-export the bundle", path=path) from None
+        return cls.from_dict(data, source=path)
+
+
+# --- I/O derived from the spec: export uses these to name tensors and dynamic axes -------
+def state_specs(num_layers: int, hidden_size: int) -> tuple[StateSpec, StateSpec]:
+    shape: tuple[int | str, ...] = (num_layers, BATCH, hidden_size)
+    return (StateSpec(H_IN, H_OUT, shape), StateSpec(C_IN, C_OUT, shape))
+
+
+def encoder_io(size: tuple[int, int], feature_size: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    h, w = size
+    return ((TensorSpec(FRAMES, (BATCH, h, w, 3), "uint8"),),
+            (TensorSpec(FEATURES, (BATCH, feature_size), "float32"),))
+
+
+def step_io(info: ModelInfo, *, size: tuple[int, int] | None = None,
+            fused: bool = False) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs and outputs of the step model (features in) or the fused model (frames in)."""
+    st = state_specs(info.num_layers, info.hidden_size)
+    if fused:
+        if size is None:
+            raise ValueError("a fused step model needs the frame size")
+        first = TensorSpec(FRAMES, (BATCH, size[0], size[1], 3), "uint8")
+    else:
+        first = TensorSpec(FEATURES, (BATCH, info.feature_size), "float32")
+    inputs = (first,) + tuple(TensorSpec(s.input, s.shape, s.dtype) for s in st)
+    outputs = (TensorSpec(LOGITS, (BATCH, info.num_classes), "float32"),) + tuple(
+        TensorSpec(s.output, s.shape, s.dtype) for s in st)
+    return inputs, outputs
+
+
+def clip_io(info: ModelInfo, size: tuple[int, int] | None) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    if info.kind == ModelKind.FRAMES:
+        if size is None:
+            raise ValueError("a frame clip model needs the frame size")
+        inp = TensorSpec(CLIP, (BATCH, TIME, size[0], size[1], 3), "uint8")
+    else:
+        inp = TensorSpec(CLIP, (BATCH, TIME, info.feature_size), "float32")
+    return (inp,), (TensorSpec(CLIP_LOGITS, (BATCH, TIME, info.num_classes), "float32"),)
+
+
+def names(tensors: tuple[TensorSpec, ...]) -> list[str]:
+    return [t.name for t in tensors]
+
+
+def dynamic_axes(*groups: tuple[TensorSpec, ...]) -> dict[str, dict[int, str]]:
+    """torch.onnx.export's dynamic_axes, derived from the named axes of the specs."""
+    out: dict[str, dict[int, str]] = {}
+    for tensors in groups:
+        for t in tensors:
+            axes = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
+            if axes:
+                out[t.name] = axes
+    return out
+
+
+# --- strict JSON conversion -------------------------------------------------------------
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, StrEnum):
+        return str(obj)
+    if isinstance(obj, (tuple, list)):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _bad(where: str, source: str | Path, got: Any, expected: str) -> BundleError:
+    return BundleError(f"field '{where}' is {json.dumps(got)[:80]} ({type(got).__name__})",
+                       expected=expected, fix="re-export the bundle with `edgelstm export`", path=source)
+
+
+def from_jsonable(tp: Any, data: Any, *, where: str, source: str | Path) -> Any:
+    """Rebuild ``tp`` from JSON data, rejecting missing, unknown and wrongly typed fields."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return from_jsonable(arg, data, where=where, source=source)
+            except BundleError as e:
+                errors.append(e)
+        raise _bad(where, source, data, " or ".join(_type_name(a) for a in args))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise _bad(where, source, data, f"an object ({tp.__name__})")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise BundleError(f"unknown field '{where}.{unknown[0]}'",
+                              expected="only " + ", ".join(fields),
+                              fix="remove the field, or upgrade edgelstm if a newer version wrote it", path=source)
+        kwargs = {}
+        for name, f in fields.items():
+            if name not in data:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise BundleError(f"missing field '{where}.{name}'", expected=f"a {_type_name(hints[name])}",
+                                      fix="re-export the bundle with `edgelstm export`", path=source)
+                continue
+            kwargs[name] = from_jsonable(hints[name], data[name], where=f"{where}.{name}", source=source)
+        return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        if data not in {m.value for m in tp}:
+            raise _bad(where, source, data, "one of " + ", ".join(m.value for m in tp))
+        return tp(data)
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise _bad(where, source, data, "a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_jsonable(args[0], x, where=f"{where}[{i}]", source=source) for i, x in enumerate(data))
+        if len(data) != len(args):
+            raise _bad(where, source, data, f"a list of {len(args)}")
+        return tuple(from_jsonable(a, x, where=f"{where}[{i}]", source=source)
+                     for i, (a, x) in enumerate(zip(args, data)))
+    if origin is dict or tp is dict:
+        if not isinstance(data, dict):
+            raise _bad(where, source, data, "an object")
+        return data
+    if tp is Any:
+        return data
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise _bad(where, source, data, "a number")
+        return float(data)
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise _bad(where, source, data, "an integer")
+        return data
+    if tp in (str, bool):
+        if not isinstance(data, tp):
+            raise _bad(where, source, data, f"a {tp.__name__}")
+        return data
+    raise TypeError(f"spec field type {tp!r} at {where} is not supported")
