@@ -1,0 +1,183 @@
+"""Backends in one table: open an artefact of a bundle and run it on numpy arrays.
+
+``BACKENDS`` maps each :class:`~edgelstm.spec.Backend` to its opener; :func:`open_model` is the one
+place that dispatches on it. Every opener checks the model's real inputs and outputs against the
+manifest before the first frame.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgelstm.errors import BundleError, DeviceError, unknown_choice
+from edgelstm.runtime.bundle import Bundle
+from edgelstm.spec import Artifact, Backend, TensorSpec
+
+log = logging.getLogger(__name__)
+
+# onnxruntime device name -> execution provider
+ORT_PROVIDERS = {
+    "CPU": "CPUExecutionProvider",
+    "CUDA": "CUDAExecutionProvider",
+    "TensorRT": "TensorrtExecutionProvider",
+    "OpenVINO": "OpenVINOExecutionProvider",
+}
+OV_DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    device: str = "CPU"              # onnxruntime: CPU, CUDA, TensorRT, OpenVINO; OpenVINO: CPU, GPU, NPU, AUTO
+    threads: int = 0                 # 0: the backend's default
+    performance_hint: str = "LATENCY"  # OpenVINO: LATENCY or THROUGHPUT
+    inference_precision: str = ""    # OpenVINO: f32, bf16, f16; "": the plugin's default
+
+
+class ModelRunner(Protocol):
+    """A loaded model: ``run`` takes and returns arrays keyed by the spec's tensor names."""
+
+    backend: Backend
+    info: dict[str, str]  # what actually runs: device, provider, inference precision
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def _dtype_of_ort(t: str) -> str:
+    return {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64",
+            "tensor(float16)": "float16", "tensor(int8)": "int8"}.get(t, t)
+
+
+def check_io(model_file: Path, kind: str, declared: tuple[TensorSpec, ...],
+             actual: list[tuple[str, tuple[int | str | None, ...], str]]) -> None:
+    """Raise a clear error when a model's real inputs/outputs disagree with the manifest."""
+    by_name = {name: (shape, dtype) for name, shape, dtype in actual}
+    for t in declared:
+        if t.name not in by_name:
+            raise BundleError(f"the model has no {kind} '{t.name}' (it has {', '.join(by_name) or 'none'})",
+                              expected=f"the {kind}s the manifest lists", path=model_file,
+                              fix="the model and manifest.json come from different exports; re-export the bundle")
+        shape, dtype = by_name[t.name]
+        if not t.matches(shape, dtype):
+            raise BundleError(f"{kind} '{t.name}' is {list(shape)} {dtype}", path=model_file,
+                              expected=f"{list(t.shape)} {t.dtype} as the manifest says",
+                              fix="re-export the bundle so model and manifest agree")
+
+
+# --- onnxruntime ------------------------------------------------------------------------
+class OrtRunner:
+    backend = Backend.ONNXRUNTIME
+
+    def __init__(self, path: Path, art: Artifact, opts: BackendOptions) -> None:
+        import onnxruntime as ort
+
+        if opts.device not in ORT_PROVIDERS:
+            raise unknown_choice("onnxruntime device", opts.device, ORT_PROVIDERS, error=DeviceError)
+        provider = ORT_PROVIDERS[opts.device]
+        available = ort.get_available_providers()
+        if provider not in available:
+            raise DeviceError(f"onnxruntime's {provider} is not available here (installed: {', '.join(available)})",
+                              fix=_provider_fix(opts.device))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if opts.threads:
+            so.intra_op_num_threads = opts.threads
+        so.log_severity_level = 3
+        providers: list[Any] = [provider] + (["CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [])
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise BundleError(f"onnxruntime cannot load the model ({type(e).__name__}: {str(e)[:200]})",
+                              path=path, fix="re-export the bundle with `edgelstm export`") from None
+        check_io(path, "input", art.inputs,
+                 [(i.name, tuple(i.shape), _dtype_of_ort(i.type)) for i in self.session.get_inputs()])
+        check_io(path, "output", art.outputs,
+                 [(o.name, tuple(o.shape), _dtype_of_ort(o.type)) for o in self.session.get_outputs()])
+        self.output_names = [t.name for t in art.outputs]
+        self.info = {"backend": "onnxruntime", "device": opts.device,
+                     "provider": self.session.get_providers()[0], "inference_precision": str(art.precision)}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outs))
+
+
+def _provider_fix(device: str) -> str:
+    return {
+        "CUDA": "install onnxruntime-gpu matching your CUDA version, or use --device cpu",
+        "TensorRT": "install onnxruntime-gpu with TensorRT libraries, or use --device cpu",
+        "OpenVINO": "install onnxruntime-openvino, or use the openvino backend (pip install openvino)",
+    }.get(device, "use --device cpu")
+
+
+# --- OpenVINO ---------------------------------------------------------------------------
+class OvRunner:
+    backend = Backend.OPENVINO
+
+    def __init__(self, path: Path, art: Artifact, opts: BackendOptions) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise DeviceError("the OpenVINO backend needs the openvino package, which is not installed",
+                              fix="pip install 'edgelstm[openvino]', or use --backend onnxruntime") from None
+        core = ov.Core()
+        if opts.device not in OV_DEVICES:
+            raise unknown_choice("OpenVINO device", opts.device, OV_DEVICES, error=DeviceError)
+        if opts.device != "AUTO" and not any(d.split(".")[0] == opts.device for d in core.available_devices):
+            raise DeviceError(f"OpenVINO sees no {opts.device} device here (it sees {', '.join(core.available_devices)})",
+                              fix="choose a device OpenVINO lists (`edgelstm devices`), or install its driver")
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses with long messages
+            raise BundleError(f"OpenVINO cannot read the model ({str(e)[:200]})", path=path,
+                              fix="re-export the bundle with `--format openvino`") from None
+        check_io(path, "input", art.inputs, [(p.get_any_name(), _ov_shape(p), _ov_dtype(p)) for p in model.inputs])
+        check_io(path, "output", art.outputs, [(p.get_any_name(), _ov_shape(p), _ov_dtype(p)) for p in model.outputs])
+        config: dict[str, str] = {"PERFORMANCE_HINT": opts.performance_hint}
+        if opts.threads:
+            config["INFERENCE_NUM_THREADS"] = str(opts.threads)
+        if opts.inference_precision and opts.device in ("CPU", "GPU"):
+            config["INFERENCE_PRECISION_HINT"] = opts.inference_precision
+        self.compiled = core.compile_model(model, opts.device, config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [t.name for t in art.outputs]
+        self._ports = {p.get_any_name(): p for p in self.compiled.outputs}
+        try:
+            precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except Exception:  # not every device reports it
+            precision = opts.inference_precision or "default"
+        self.info = {"backend": "openvino", "device": opts.device, "provider": "openvino",
+                     "inference_precision": precision.replace("<Type: '", "").replace("'>", "")}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.request.infer(feeds)
+        return {n: res[self._ports[n]] for n in self.output_names}
+
+
+def _ov_shape(port: Any) -> tuple[int | None, ...]:
+    return tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
+
+
+def _ov_dtype(port: Any) -> str:
+    return {"f32": "float32", "u8": "uint8", "i64": "int64", "f16": "float16", "i8": "int8"}.get(
+        port.get_element_type().get_type_name(), port.get_element_type().get_type_name())
+
+
+BACKENDS: dict[Backend, Callable[[Path, Artifact, BackendOptions], ModelRunner]] = {
+    Backend.ONNXRUNTIME: OrtRunner,
+    Backend.OPENVINO: OvRunner,
+}
+
+
+def open_model(bundle: Bundle, art: Artifact, opts: BackendOptions = BackendOptions()) -> ModelRunner:
+    """Load one artefact of a verified bundle on its backend."""
+    return BACKENDS[art.backend](bundle.file(art), art, opts)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
