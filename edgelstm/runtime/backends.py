@@ -17,7 +17,7 @@ import numpy as np
 
 from edgelstm.errors import BundleError, DeviceError, unknown_choice
 from edgelstm.runtime.bundle import Bundle
-from edgelstm.spec import Artifact, Backend, TensorSpec
+from edgelstm.spec import BATCH, Artifact, Backend, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class BackendOptions:
     device: str = "CPU"              # onnxruntime: CPU, CUDA, TensorRT, OpenVINO; OpenVINO: CPU, GPU, NPU, AUTO
     threads: int = 0                 # 0: the backend's default
     performance_hint: str = "LATENCY"  # OpenVINO: LATENCY or THROUGHPUT
-    inference_precision: str = ""    # OpenVINO: f32, bf16, f16; "": the plugin's default
+    inference_precision: str = ""    # OpenVINO: f32, bf16, f16; "": through Engine, the artefact's verified one
+    static_batch: int = 0            # OpenVINO: compile with this fixed batch (NPU needs static shapes); 0: dynamic
 
 
 class ModelRunner(Protocol):
@@ -136,8 +137,10 @@ class OvRunner:
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with long messages
             raise BundleError(f"OpenVINO cannot read the model ({str(e)[:200]})", path=path,
                               fix="re-export the bundle with `--format openvino`") from None
-        check_io(path, "input", art.inputs, [(p.get_any_name(), _ov_shape(p), _ov_dtype(p)) for p in model.inputs])
-        check_io(path, "output", art.outputs, [(p.get_any_name(), _ov_shape(p), _ov_dtype(p)) for p in model.outputs])
+        check_io(path, "input", art.inputs, _ov_ports(model.inputs))
+        check_io(path, "output", art.outputs, _ov_ports(model.outputs))
+        if opts.static_batch:
+            model.reshape({t.name: [opts.static_batch if d == BATCH else d for d in t.shape] for t in art.inputs})
         config: dict[str, str] = {"PERFORMANCE_HINT": opts.performance_hint}
         if opts.threads:
             config["INFERENCE_NUM_THREADS"] = str(opts.threads)
@@ -146,17 +149,23 @@ class OvRunner:
         self.compiled = core.compile_model(model, opts.device, config)
         self.request = self.compiled.create_infer_request()
         self.output_names = [t.name for t in art.outputs]
-        self._ports = {p.get_any_name(): p for p in self.compiled.outputs}
+        # a port can carry several names (an Identity folded away): index it by all of them
+        self._ports = {n: p for p in self.compiled.outputs for n in p.get_names()}
         try:
             precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:  # not every device reports it
             precision = opts.inference_precision or "default"
         self.info = {"backend": "openvino", "device": opts.device, "provider": "openvino",
-                     "inference_precision": precision.replace("<Type: '", "").replace("'>", "")}
+                     "inference_precision": precision.replace("<Type: '", "").replace("'>", ""),
+                     "static_batch": str(opts.static_batch)}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         res = self.request.infer(feeds)
         return {n: res[self._ports[n]] for n in self.output_names}
+
+
+def _ov_ports(ports: Any) -> list[tuple[str, tuple[int | str | None, ...], str]]:
+    return [(n, _ov_shape(p), _ov_dtype(p)) for p in ports for n in p.get_names()]
 
 
 def _ov_shape(port: Any) -> tuple[int | None, ...]:
