@@ -203,6 +203,16 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(to_jsonable(self), indent=2, sort_keys=False) + "\n"
 
+    def without_hashes(self) -> Manifest:
+        """This manifest with every file's sha256 and size blanked: the form embedded in each model file.
+
+        A file cannot hold its own hash, so ``metadata_props[METADATA_KEY]`` carries this form, and
+        ``Manifest.read(p).without_hashes().to_json()`` equals the embedded text.
+        """
+        arts = tuple(dataclasses.replace(a, files=tuple(FileHash(f.path, "", 0) for f in a.files))
+                     for a in self.artifacts)
+        return dataclasses.replace(self, artifacts=arts)
+
     @classmethod
     def from_dict(cls, data: Any, *, source: str | Path = MANIFEST_NAME) -> Manifest:
         if not isinstance(data, dict):

@@ -1,0 +1,78 @@
+"""``edgelstm export`` and ``edgelstm quantize``: thin click commands over the library.
+
+Heavy imports (torch, onnx, openvino, nncf) live inside the command bodies so that
+``edgelstm export --help`` is instant and imports no torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgelstm.errors import UsageError
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--size '{value}' is not H,W", expected="two integers like 64,64",
+                         fix="pass --size 64,64") from None
+    return h, w
+
+
+def _print(renderable: object) -> None:
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: don't squeeze the tables into 80 columns
+        console = Console(width=max(console.width, 140))
+    console.print(renderable)
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Bundle folder to write (must not exist unless --force).")
+@click.option("--format", "formats", default="onnx", show_default=True,
+              help="Comma-separated: onnx, openvino (the IR is converted from the checked ONNX).")
+@click.option("--int8", is_flag=True, help="Also quantize to INT8 behind the accuracy gate.")
+@click.option("--calib-data", default=None,
+              help="Data for calibration and the accuracy gate ('synthetic', a folder, .csv or .npz). "
+                   "Defaults to 'synthetic' for checkpoints trained on it.")
+@click.option("--size", default=None, help="Frame size H,W the bundle takes (default: the training size).")
+@click.option("--graph", type=click.Choice(["split", "fused"]), default="split", show_default=True,
+              help="split: encoder + step graphs (the encoder batches across streams); fused: one step graph.")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Largest accuracy drop (points) INT8 may cost against FP32 on the held-out split.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete).")
+def export(checkpoint: Path, out: Path, formats: str, int8: bool, calib_data: str | None, size: str | None,
+           graph: str, max_drop: float, force: bool) -> None:
+    """Export CHECKPOINT as a streaming bundle: step, encoder and clip models plus manifest.json."""
+    from edgelstm.export.exporter import export_bundle
+
+    report = export_bundle(checkpoint, out, formats=formats, int8=int8, calib_data=calib_data, size=_size(size),
+                           force=force, max_drop=max_drop, graph=graph)
+    _print(report.table())
+    click.echo(f"bundle: {report.path}")
+
+
+@click.command("quantize")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--calib-data", default=None,
+              help="Data for calibration and the accuracy gate ('synthetic', a folder, .csv or .npz). "
+                   "Defaults to 'synthetic' for bundles trained on it.")
+@click.option("--backend", "backends", default=None,
+              help="Comma-separated: onnxruntime, openvino (default: every backend the bundle holds).")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Largest accuracy drop (points) INT8 may cost against FP32 on the held-out split.")
+def quantize(bundle: Path, calib_data: str | None, backends: str | None, max_drop: float) -> None:
+    """Add INT8 artefacts to BUNDLE (built beside it, swapped in whole) behind an accuracy gate."""
+    from edgelstm.export.quantize import quantize_bundle
+
+    chosen = tuple(b.strip() for b in backends.split(",")) if backends else None
+    report = quantize_bundle(bundle, calib_data=calib_data, backends=chosen, max_drop=max_drop)
+    _print(report.table())
