@@ -1,0 +1,137 @@
+"""What a decision turns into: an overlay on the frame, a recorded video, a JSON line, a window."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from edgelstm.errors import EdgeLSTMError, UsageError
+from edgelstm.runtime.loop import Decision
+
+log = logging.getLogger(__name__)
+
+
+def decision_record(d: Decision, labels: tuple[str, ...]) -> dict[str, Any]:
+    """One JSON line: frame index, timestamps, label, probability, stage latencies, frame age."""
+    p = d.prediction
+    rec: dict[str, Any] = {
+        "decision": d.number, "stream": d.stream, "frame": d.frame.index, "epoch": d.frame.epoch,
+        "t_capture": round(d.frame.t_capture, 6),
+        "t_media": round(d.frame.t_media, 6) if math.isfinite(d.frame.t_media) else None,
+        "label": p.label if p.index >= 0 else None, "index": p.index,
+        "probability": round(p.probability, 6),
+        "top": [[labels[i], round(q, 6)] for i, q in p.top],
+        "latency_ms": {k: round(v, 4) for k, v in p.timings.as_dict().items()},
+        "age_ms": round(d.age_ms, 3), "reset": d.reset or p.reset or None,
+    }
+    if d.frame.truth is not None:
+        rec["truth"] = labels[d.frame.truth] if 0 <= d.frame.truth < len(labels) else d.frame.truth
+    return rec
+
+
+class JsonlWriter:
+    """JSON lines to stdout, or to a file written beside its destination and renamed into place on close."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.dest = Path(path) if path is not None else None
+        self._tmp: Path | None = None
+        if self.dest is None:
+            self._f: IO[str] = sys.stdout
+        else:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = self.dest.with_name(f".{self.dest.name}.partial")
+            self._f = open(self._tmp, "w", encoding="utf-8")
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self._f.write(json.dumps(rec, allow_nan=False, default=_nan_free) + "\n")
+        if self.dest is None:
+            self._f.flush()  # a consumer on the other end of a pipe sees each decision at once
+
+    def close(self) -> None:
+        if self.dest is None:
+            self._f.flush()
+            return
+        self._f.close()
+        if self._tmp is not None:
+            os.replace(self._tmp, self.dest)
+            self._tmp = None
+
+
+def _nan_free(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+class Recorder:
+    """The annotated video, written under a temporary name and renamed into place when finalised."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.dest = Path(path)
+        if self.dest.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+            raise UsageError(f"--record {self.dest}", expected="a .mp4, .avi or .mkv file name",
+                             fix="e.g. --record out.mp4")
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.dest.with_name(f".{self.dest.stem}.partial{self.dest.suffix}")
+        self.fps = fps if fps > 0 else 15.0
+        self.fourcc = "mp4v" if self.dest.suffix.lower() == ".mp4" else "MJPG"
+        self._w: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, img: np.ndarray) -> None:
+        if self._w is None:
+            h, w = img.shape[:2]
+            self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not self._w.isOpened():
+                raise EdgeLSTMError(f"OpenCV cannot write {self.fourcc} video", path=self.dest,
+                                    fix="record to .avi (MJPG), which every OpenCV build writes")
+        self._w.write(img)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.release()
+            self._w = None
+            os.replace(self.tmp, self.dest)
+
+
+def draw_overlay(img: np.ndarray, d: Decision, labels: tuple[str, ...], *, fps: float) -> np.ndarray:
+    """The frame with the shown label and probability, top-k bars, FPS, latency and frame age."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    s = max(0.4, min(w, h) / 480)  # text scale: readable at 640x480 and on small test frames
+    th = max(1, int(round(s * 2)))
+    p = d.prediction
+    title = f"{p.label} {p.probability:.0%}" if p.index >= 0 else "(no decision)"
+    cv2.rectangle(out, (0, 0), (w, int(34 * s)), (0, 0, 0), -1)
+    cv2.putText(out, title, (int(8 * s), int(26 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * s, (255, 255, 255), th,
+                cv2.LINE_AA)
+    bar_w = int(w * 0.35)
+    for row, (i, q) in enumerate(p.top):
+        y = int((48 + row * 22) * s)
+        cv2.rectangle(out, (int(8 * s), y - int(12 * s)), (int(8 * s) + int(bar_w * q), y + int(4 * s)),
+                      (0, 200, 0) if i == p.index else (160, 160, 160), -1)
+        cv2.putText(out, f"{labels[i]} {q:.2f}", (int(10 * s), y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s,
+                    (255, 255, 255), max(1, th // 2), cv2.LINE_AA)
+    info = f"{fps:4.1f} FPS  {p.timings.total:5.1f} ms  age {d.age_ms:5.1f} ms"
+    cv2.putText(out, info, (int(8 * s), h - int(10 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (0, 255, 255),
+                max(1, th // 2), cv2.LINE_AA)
+    return out
+
+
+def display_available() -> tuple[bool, str]:
+    """Whether a window can be shown here, and why not."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    try:
+        cv2.namedWindow("edgelstm", cv2.WINDOW_NORMAL)
+    except cv2.error as e:
+        return False, f"this OpenCV build cannot open windows ({str(e).splitlines()[-1][:80]})"
+    return True, ""
