@@ -102,6 +102,9 @@ class Capture:
         except queue.Empty:
             return None
 
+    def has_frame(self) -> bool:
+        return self._latest is not None if self.live else not self._queue.empty()
+
     def check_stall(self, now: float) -> bool:
         """True once per stall: no frame for ``stall_timeout_s``. Requests a reopen; gives up past a bound."""
         if not self.live or self.finished or self.error is not None:

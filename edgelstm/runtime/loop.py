@@ -183,6 +183,12 @@ def _loop(engine: Engine, caps: list[Capture], gates: list[TemporalGate], stats:
             stats.ended = "stopped"
             return
         wake.clear()
+        if all(not c.live for c in caps) and any(not c.finished and not c.has_frame() and c.error is None
+                                                 for c in caps):
+            # Files and folders only: step the streams in lockstep so the encoder batch is full
+            # (nothing is lost by waiting: no frame of theirs goes stale).
+            wake.wait(0.05)
+            continue
         ready: list[tuple[int, Frame, str]] = []
         now = time.monotonic()
         for i, cap in enumerate(caps):
