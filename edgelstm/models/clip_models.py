@@ -97,7 +97,15 @@ class BiLSTMClipModel(_ClipModel):
         self.causal = not bidirectional
 
     def forward(self, clip: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        out, _ = self.lstm(self.encode(clip))  # (B, T, D*hidden)
+        feats = self.encode(clip)  # (B, T, F)
+        if lengths is not None and self.bidirectional and bool((lengths < feats.shape[1]).any()):
+            # the backward direction must start at each clip's last valid frame, not in the padding
+            packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu().clamp(min=1), batch_first=True,
+                                                       enforce_sorted=False)
+            out, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
+                                                      total_length=feats.shape[1])
+        else:
+            out, _ = self.lstm(feats)  # (B, T, D*hidden)
         if not self.bidirectional:
             return self.head(last_valid(out, lengths))
         fwd = last_valid(out[..., : self.hidden_size], lengths)  # forward direction at the last valid step

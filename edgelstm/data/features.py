@@ -1,0 +1,95 @@
+"""Pre-extracted per-frame features: an .npz with X (N, T, F), y (N,) and optional lengths, classes, split."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgelstm.data.dataset import SPLITS, Dataset, Kind, LoadOptions, Split, carve
+from edgelstm.errors import DataError
+
+FPS_KEY = "fps"      # optional scalar: rate of the feature steps
+STRIDE_KEY = "stride"
+
+
+def load_features(path: Path, opts: LoadOptions) -> Dataset:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot be read as an .npz ({e})", expected="a file written by numpy.savez",
+                        path=path) from None
+    with z:
+        keys = set(z.files)
+        for k in ("X", "y"):
+            if k not in keys:
+                raise DataError(f"has no array '{k}' (it has {', '.join(sorted(keys)) or 'none'})",
+                                expected="arrays X (N, T, F) float32 and y (N,) int", path=path)
+        try:
+            X, y = z["X"], z["y"]
+            lengths = z["lengths"] if "lengths" in keys else None
+            classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+            split = np.array([str(s) for s in z["split"]]) if "split" in keys else None
+            fps = float(z[FPS_KEY]) if FPS_KEY in keys else 0.0
+            stride = int(z[STRIDE_KEY]) if STRIDE_KEY in keys else 1
+        except ValueError as e:  # object arrays need pickle, which we refuse
+            raise DataError(f"holds an array that needs pickle to load ({e})",
+                            expected="plain numeric and string arrays",
+                            fix="save class names as a str array: np.array(names, dtype=str)", path=path) from None
+    X, y, lengths = _validate(path, X, y, lengths)
+    n = len(y)
+    if classes is None:
+        classes = [str(i) for i in range(int(y.max()) + 1)] if n else []
+    if n and (y.min() < 0 or y.max() >= len(classes)):
+        bad = int(y[(y < 0) | (y >= len(classes))][0])
+        raise DataError(f"label {bad} is outside the class list (0..{len(classes) - 1})",
+                        expected="y in 0..len(classes)-1", fix="fix y or the 'classes' array", path=path)
+    if split is not None:
+        if split.shape != (n,):
+            raise DataError(f"'split' has shape {split.shape}", expected=f"({n},) like y", path=path)
+        unknown = sorted(set(split.tolist()) - set(SPLITS))
+        if unknown:
+            raise DataError(f"'split' has value '{unknown[0]}'", expected="train, val or test", path=path)
+        index = {s: np.flatnonzero(split == s) for s in SPLITS if (split == s).any()}
+    else:
+        index = {"all": np.arange(n)}
+    if "all" in index:
+        index = carve(y, {"train": 0.0, "val": opts.val_fraction, "test": opts.test_fraction}, seed=opts.seed)
+    elif "val" not in index:
+        if "train" not in index:
+            raise DataError("'split' has no train rows", expected="some rows marked 'train'", path=path)
+        parts = carve(y[index["train"]], {"train": 0.0, "val": opts.val_fraction}, seed=opts.seed)
+        tr = index["train"]
+        index.update({"train": tr[parts["train"]], "val": tr[parts["val"]]})
+    splits = {}
+    for s, idx in index.items():
+        ln = lengths[idx] if lengths is not None else None
+        splits[s] = Split(X[idx], y[idx], ln)
+    return Dataset(kind=Kind.FEATURES, classes=tuple(classes), splits=splits, source=str(path),
+                   clip_len=X.shape[1], feature_size=X.shape[2], fps=fps, stride=stride)
+
+
+def _validate(path: Path, X: np.ndarray, y: np.ndarray,
+              lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    if X.ndim != 3:
+        raise DataError(f"X has rank {X.ndim} (shape {X.shape})", expected="X of shape (N, T, F)",
+                        fix="stack per-frame features as (clips, steps, features)", path=path)
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"X has dtype {X.dtype}", expected="a float array", path=path)
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        bad = int(np.argwhere(~np.isfinite(X))[0][0])
+        raise DataError(f"X holds NaN or infinite values (first in sequence {bad})", expected="finite features",
+                        fix="drop or repair those sequences", path=path)
+    if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"y has shape {y.shape} and dtype {y.dtype}", expected=f"({X.shape[0]},) integers",
+                        path=path)
+    if lengths is not None:
+        if lengths.shape != y.shape or not np.issubdtype(lengths.dtype, np.integer):
+            raise DataError(f"lengths has shape {lengths.shape} and dtype {lengths.dtype}",
+                            expected=f"({X.shape[0]},) integers", path=path)
+        if len(lengths) and (lengths.min() < 1 or lengths.max() > X.shape[1]):
+            raise DataError(f"lengths run from {lengths.min()} to {lengths.max()}",
+                            expected=f"1..{X.shape[1]} (T of X)", path=path)
+        lengths = lengths.astype(np.int64)
+    return X, y.astype(np.int64), lengths

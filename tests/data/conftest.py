@@ -1,0 +1,1 @@
+from datahelpers import class_tree  # noqa: F401  (the fixture)
