@@ -156,12 +156,18 @@ class OvRunner:
         except Exception:  # not every device reports it
             precision = opts.inference_precision or "default"
         self.info = {"backend": "openvino", "device": opts.device, "provider": "openvino",
-                     "inference_precision": precision.replace("<Type: '", "").replace("'>", ""),
+                     "inference_precision": _short_type(precision),
                      "static_batch": str(opts.static_batch)}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         res = self.request.infer(feeds)
         return {n: res[self._ports[n]] for n in self.output_names}
+
+
+def _short_type(t: str) -> str:
+    """OpenVINO's "<Type: 'bfloat16'>" / "bfloat16" -> "bf16", the spelling the manifest and hints use."""
+    t = t.replace("<Type: '", "").replace("'>", "")
+    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(t, t)
 
 
 def _ov_ports(ports: Any) -> list[tuple[str, tuple[int | str | None, ...], str]]:

@@ -40,7 +40,7 @@ def test_step_matches_reference(toy: Toy, backend: str, graph: str) -> None:
     assert tm.total >= tm.preprocess + tm.encoder + tm.step + tm.postprocess - 1e-6
     assert (tm.encoder > 0) == (graph == "split") and tm.step > 0
     if backend == "openvino":
-        assert eng.inference_precision in ("f32", "float32")  # never the CPU plugin's silent bf16
+        assert eng.inference_precision == "f32"  # never the CPU plugin's silent bf16
 
 
 def test_reset_restarts_the_sequence(toy: Toy) -> None:
