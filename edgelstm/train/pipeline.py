@@ -1,0 +1,101 @@
+"""The quickstart's training stage: teacher, distilled student, scratch student, pooling baseline.
+
+:func:`train_stage` is what ``edgelstm quickstart`` calls. Its defaults are tuned so that on the
+embedded synthetic set the whole stage runs in about 4-5 minutes on 2 CPU cores, while the
+distilled student beats the same student trained from scratch, stays within a few points of the
+teacher at >=10x fewer MACs per frame, and the order-free pooling baseline sits far below both.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgelstm.data import Dataset, load_dataset
+from edgelstm.fsutil import write_text_atomic
+from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
+from edgelstm.train.trainer import RunResult, distill, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Settings of the training stage (the defaults are the measured quickstart settings)."""
+
+    size: tuple[int, int] = (32, 32)
+    clip_len: int = 12
+    counts: tuple[int, int, int] = (1600, 300, 600)   # synthetic clips in train, val, test
+    seed: int = 0
+    threads: int = 2
+    batch_size: int = 32
+    teacher_epochs: int = 8
+    student_epochs: int = 10
+    pooling_epochs: int = 4
+    teacher_lr: float = 3e-3
+    student_lr: float = 4e-3
+    alpha: float = 0.3
+    temperature: float = 4.0
+    teacher: str = "teacher"
+    student: str = "student"
+    baseline: str = "pooling"
+    progress: bool = True
+
+
+def train_stage(out_dir: str | Path, *, config: StageConfig = StageConfig(),
+                dataset: Dataset | None = None) -> list[dict[str, Any]]:
+    """Train teacher -> distilled student -> scratch student -> pooling baseline into ``out_dir``.
+
+    Writes ``out_dir/{teacher,student_distilled,student_scratch,pooling}/`` (each with best.pt,
+    last.pt, metrics.json) and ``out_dir/train_stage.json``. Returns one row per model:
+    ``{"name", "model", "test_accuracy", "val_accuracy", "params", "macs_per_frame", "checkpoint",
+    "seconds"}``, in that order.
+    """
+    out = Path(out_dir)
+    c = config
+    t0 = time.perf_counter()
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    ds = dataset or load_dataset("synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts, seed=c.seed)
+    data = DataConfig(spec="synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts)
+    log.info("dataset ready in %.1fs", time.perf_counter() - t0)
+
+    def cfg(model: str, run: str, epochs: int, lr: float) -> TrainConfig:
+        return TrainConfig(model=model, out=out / run, data=data, epochs=epochs, batch_size=c.batch_size, lr=lr,
+                           seed=c.seed, threads=c.threads, force=True, progress=c.progress)
+
+    runs: list[tuple[str, str, RunResult]] = []
+    teacher = train(cfg(c.teacher, "teacher", c.teacher_epochs, c.teacher_lr), ds)
+    runs.append(("teacher", c.teacher, teacher))
+    dcfg = DistillConfig(teacher=teacher.best, alpha=c.alpha, temperature=c.temperature)
+    runs.append(("student_distilled", c.student,
+                 distill(cfg(c.student, "student_distilled", c.student_epochs, c.student_lr), dcfg, ds)))
+    runs.append(("student_scratch", c.student,
+                 train(cfg(c.student, "student_scratch", c.student_epochs, c.student_lr), ds)))
+    runs.append(("pooling", c.baseline,
+                 train(cfg(c.baseline, "pooling", c.pooling_epochs, c.student_lr), ds)))
+    rows = [{"name": name, "model": model, "test_accuracy": r.test_accuracy, "val_accuracy": r.val_accuracy,
+             "params": r.params, "macs_per_frame": r.macs_per_frame, "checkpoint": str(r.best),
+             "seconds": round(r.seconds, 1)} for name, model, r in runs]
+    summary = {"rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
+               "config": json.loads(json.dumps(c.__dict__, default=str))}
+    write_text_atomic(out / "train_stage.json", json.dumps(summary, indent=2) + "\n")
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`train_stage` rows."""
+    lines = [f"{'model':20s} {'test acc':>8s} {'params':>10s} {'MACs/frame':>12s} {'seconds':>8s}"]
+    for r in rows:
+        lines.append(f"{r['name']:20s} {r['test_accuracy']:8.3f} {r['params']:10,d} {r['macs_per_frame']:12,d} "
+                     f"{r['seconds']:8.1f}")
+    return "\n".join(lines)
+
+
+def with_overrides(config: StageConfig, **kw: Any) -> StageConfig:
+    return replace(config, **kw)

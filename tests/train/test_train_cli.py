@@ -1,0 +1,124 @@
+"""train, distill and eval through the CLI (click's CliRunner), on tiny synthetic data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgelstm.cli import cli
+from edgelstm.models.checkpoint import load_checkpoint
+
+TINY = ["--data", "synthetic", "--size", "16,16", "--clip-len", "6", "--counts", "40,20,20", "--batch-size", "8"]
+
+
+def _run(args: list[str]) -> str:
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "teacher"
+    _run(["train", "--model", "teacher_tiny", "--out", str(out), "--epochs", "2", *TINY])
+    return out
+
+
+def test_train_writes_run_and_checkpoint_facts(teacher_run: Path) -> None:
+    for name in ("best.pt", "last.pt", "metrics.json"):
+        assert (teacher_run / name).is_file()
+    m = json.loads((teacher_run / "metrics.json").read_text())
+    assert m["model"] == "teacher_tiny" and len(m["history"]) == 2 and 0 <= m["test_accuracy"] <= 1
+    assert m["splits"] == {"train": 40, "val": 20, "test": 20} and m["params"] > 0 and m["macs_per_frame"] > 0
+    ck = load_checkpoint(teacher_run / "best.pt")
+    for key in ("kind", "size", "mean", "std", "clip_len", "stride", "fps", "feature_size"):
+        assert key in ck.data, key
+    assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6 and ck.data["kind"] == "frames"
+    assert ck.data["feature_size"] == 24  # teacher_tiny's encoder output
+    assert ck.config["mean"] == ck.data["mean"]  # the model normalises with the data's statistics
+    assert len(ck.classes) == 10
+
+
+def test_existing_run_is_refused_without_resume_or_force(teacher_run: Path) -> None:
+    r = CliRunner().invoke(cli, ["train", "--model", "teacher_tiny", "--out", str(teacher_run), *TINY])
+    assert r.exit_code == 2 and "--resume" in r.output
+
+
+def test_distill_and_eval(teacher_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "student"
+    text = _run(["distill", "--teacher", str(teacher_run / "best.pt"), "--student", "student_tiny", "--out", str(out),
+                 "--epochs", "1", "--alpha", "0.3", "--feature-weight", "0.1", "--counts", "40,20,20",
+                 "--batch-size", "8"])
+    assert "test accuracy" in text and (out / "best.pt").is_file()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["objective"] == "distill" and m["distill"]["alpha"] == 0.3
+    ck = load_checkpoint(out / "best.pt")
+    assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6  # taken from the teacher
+    text = _run(["eval", str(out / "best.pt"), "--json", "--out", str(tmp_path / "ev")])
+    res = json.loads(text)
+    assert 0 <= res["accuracy"] <= 1 and res["n"] == 20 and set(res["early"]) == {"0.1", "0.25", "0.5", "1"}
+    assert res["early"]["1"] == pytest.approx(res["accuracy"])  # the causal model's last step is its output
+    assert np.array(res["confusion"]).sum() == 20
+    assert (tmp_path / "ev" / "confusion_test.png").read_bytes()[:4] == b"\x89PNG"
+    text = _run(["eval", str(teacher_run / "best.pt"), "--split", "val"])
+    assert "val accuracy" in text and "accuracy after seeing" in text
+
+
+def test_eval_classes_mismatch_is_a_clear_error(teacher_run: Path, tmp_path: Path) -> None:
+    np.savez(tmp_path / "f.npz", X=np.zeros((20, 6, 3), np.float32), y=np.arange(20) % 2)
+    r = CliRunner().invoke(cli, ["eval", str(teacher_run / "best.pt"), "--data", str(tmp_path / "f.npz")])
+    assert r.exit_code != 0 and "classes" in r.output and "Traceback" not in r.output
+
+
+def test_resume_continues_from_last(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    _run(["train", "--model", "student_tiny", "--out", str(out), "--epochs", "1", *TINY])
+    first = load_checkpoint(out / "last.pt", with_extra=True)
+    assert first.extra["epoch"] == 1
+    _run(["train", "--model", "student_tiny", "--out", str(out), "--epochs", "3", "--resume", *TINY])
+    m = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in m["history"]] == [1, 2, 3]
+    last = load_checkpoint(out / "last.pt", with_extra=True)
+    assert last.extra["epoch"] == 3
+    assert not torch.equal(last.model.state_dict()["head.weight"], first.model.state_dict()["head.weight"])
+    r = CliRunner().invoke(cli, ["train", "--model", "teacher_tiny", "--out", str(out), "--epochs", "4",
+                                 "--resume", *TINY])
+    assert r.exit_code != 0 and "student_tiny" in r.output
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        _run(["train", "--model", "student_tiny", "--out", str(tmp_path / name), "--epochs", "1", *TINY])
+    a, b = (load_checkpoint(tmp_path / n / "last.pt").model.state_dict() for n in ("a", "b"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_lstm_on_variable_length_features(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    X = rng.normal(size=(60, 8, 4)).astype(np.float32)
+    X[:, :, 0] += np.where(y == 1, 1.5, -1.5)[:, None]  # an easy signal
+    lengths = rng.integers(2, 9, size=60)
+    for i, n in enumerate(lengths):
+        X[i, n:] = 0
+    np.savez(tmp_path / "f.npz", X=X, y=y, lengths=lengths, classes=np.array(["neg", "pos"]))
+    out = tmp_path / "run"
+    _run(["train", "--data", str(tmp_path / "f.npz"), "--out", str(out), "--epochs", "6", "--batch-size", "8",
+          "--lr", "0.02"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "lstm" and m["data"]["kind"] == "features" and m["data"]["feature_size"] == 4
+    assert m["val_accuracy"] >= 0.8, m["history"]
+    res = json.loads(_run(["eval", str(out / "best.pt"), "--data", str(tmp_path / "f.npz"), "--json"]))
+    assert res["accuracy"] >= 0.7
+
+
+def test_wrong_model_for_data_kind(tmp_path: Path) -> None:
+    np.savez(tmp_path / "f.npz", X=np.zeros((20, 6, 3), np.float32), y=np.arange(20) % 2)
+    r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "f.npz"), "--model", "student",
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--model lstm" in r.output
