@@ -179,8 +179,8 @@ def _ov_shape(port: Any) -> tuple[int | None, ...]:
 
 
 def _ov_dtype(port: Any) -> str:
-    return {"f32": "float32", "u8": "uint8", "i64": "int64", "f16": "float16", "i8": "int8"}.get(
-        port.get_element_type().get_type_name(), port.get_element_type().get_type_name())
+    name = str(port.get_element_type().get_type_name())
+    return {"f32": "float32", "u8": "uint8", "i64": "int64", "f16": "float16", "i8": "int8"}.get(name, name)
 
 
 BACKENDS: dict[Backend, Callable[[Path, Artifact, BackendOptions], ModelRunner]] = {

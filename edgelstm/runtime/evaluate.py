@@ -96,7 +96,8 @@ def _resolve_artifact(artifact: str | tuple[str, str]) -> tuple[Backend, Precisi
 
 
 def _last_valid(logits: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # (N, T, K) -> (N, K)
-    return logits[np.arange(len(logits)), lengths - 1]
+    out: np.ndarray = logits[np.arange(len(logits)), lengths - 1]
+    return out
 
 
 def accuracy_report(logits: np.ndarray, y: np.ndarray, lengths: np.ndarray | None,

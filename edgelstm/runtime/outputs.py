@@ -88,7 +88,7 @@ class Recorder:
     def write(self, img: np.ndarray) -> None:
         if self._w is None:
             h, w = img.shape[:2]
-            self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (w, h))
             if not self._w.isOpened():
                 raise EdgeLSTMError(f"OpenCV cannot write {self.fourcc} video", path=self.dest,
                                     fix="record to .avi (MJPG), which every OpenCV build writes")

@@ -34,7 +34,7 @@ class Smoothing:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (..., K) logits, stable for large values."""
-    z = logits - logits.max(axis=-1, keepdims=True)
+    z: np.ndarray = logits - logits.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)
     return z

@@ -80,3 +80,11 @@ def test_evaluate_bundle_with_torch_reference(real: tuple[Path, Path]) -> None:
     assert r["agreement"]["max_abs_diff"] < TOL and r["agreement"]["frame_argmax_agreement"] == 1.0
     assert r["accuracy"] == r["reference_accuracy"]
     assert set(r["accuracy_at_fraction"]) == {"10%", "25%", "50%", "100%"}
+
+
+def test_tiny_model_runs_single_threaded(real: tuple[Path, Path]) -> None:
+    """The cpu profile's auto threads: one for a sub-10-MMAC model; an explicit count is kept."""
+    bundle, _ = real
+    eng = Engine.load(bundle)
+    assert eng.plan.options.threads == 1 and "faster single-threaded" in eng.info["choice"]
+    assert Engine.load(bundle, threads=2).plan.options.threads == 2
