@@ -90,6 +90,8 @@ def int8_verdict(manifest: Manifest, backend: Backend) -> tuple[bool, str]:
         report = report[str(backend)]
     elif isinstance(report.get("backends"), dict) and isinstance(report["backends"].get(str(backend)), dict):
         report = report["backends"][str(backend)]
+    if isinstance(report.get("chosen"), dict):  # export's QuantReport: backends.<b>.chosen is the trial kept
+        report = {**report, "passed": report["chosen"].get("passed")}
     passed = next((report[k] for k in ("passed", "gate_passed", "accepted") if k in report), None)
     if passed is not True:
         return False, f"INT8 did not pass its accuracy gate on {backend}" if passed is False else \
@@ -97,6 +99,8 @@ def int8_verdict(manifest: Manifest, backend: Backend) -> tuple[bool, str]:
     paid = report.get("paid_off")
     if paid is None and isinstance(report.get("speedup"), (int, float)):
         paid = report["speedup"] > 1.0
+    if paid is None and isinstance(report.get("int8_fp32_latency_ratio"), (int, float)):
+        paid = report["int8_fp32_latency_ratio"] < 1.0
     if paid is not True:
         return False, f"INT8 passed its gate but was not faster on {backend}"
     return True, f"INT8 passed its gate and paid off on {backend}"

@@ -189,6 +189,12 @@ def test_int8_only_when_the_report_says_so(tmp_path: Path) -> None:
     assert not int8_verdict(m, spec.Backend.OPENVINO)[0]
     eng = Engine.load(tmp_path / "q")  # no INT8 artefact in the toy: fp32, and it says why
     assert eng.plan.precision == spec.Precision.FP32 and "no INT8 artefact" in eng.info["choice"]
+    export_style = {"backends": {"openvino": {"int8_fp32_latency_ratio": 0.6, "chosen": {"passed": True}},
+                                 "onnxruntime": {"int8_fp32_latency_ratio": 1.3, "chosen": {"passed": True}}}}
+    make_toy_bundle(tmp_path / "e", quantization=export_style)  # the layout export's QuantReport writes
+    m = spec.Manifest.read(tmp_path / "e" / spec.MANIFEST_NAME)
+    assert int8_verdict(m, spec.Backend.OPENVINO)[0]
+    assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 passed its gate but was not faster on onnxruntime")
     make_toy_bundle(tmp_path / "slow", quantization={"passed": True, "speedup": 0.8})
     m = spec.Manifest.read(tmp_path / "slow" / spec.MANIFEST_NAME)
     assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 passed its gate but was not faster on onnxruntime")
