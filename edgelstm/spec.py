@@ -193,6 +193,7 @@ class Manifest:
     versions: Versions
     created: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)  # the INT8 report, free-form JSON
+    data_source: str = ""  # what the model was trained on ("synthetic", a path): the default calibration data
 
     def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
         for a in self.artifacts:

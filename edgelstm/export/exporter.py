@@ -142,7 +142,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         preprocess=mf.preprocess(model, ckpt.data, size) if size is not None else None,
         temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size),
         artifacts=tuple(artifacts), source_checkpoint_sha256=ckpt.sha256, parity=(), versions=mf.versions(),
-        created=mf.now())
+        created=mf.now(), data_source=str(ckpt.data.get("source") or ""))
     X = parity.parity_sequence(manifest, frames=frames)
     ref = parity.torch_reference(ckpt.model, X)  # the original model, RGB input, whole sequences
     X_dev = parity.to_device(X, info.kind)

@@ -46,13 +46,18 @@ def exec_precisions(compiled: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
-        layer = str(rt["layerType"]) if "layerType" in rt else op.get_type_name()
-        prec = str(rt["runtimePrecision"]) if "runtimePrecision" in rt else "?"
+        layer = _any(rt["layerType"]) if "layerType" in rt else op.get_type_name()
+        prec = _any(rt["runtimePrecision"]) if "runtimePrecision" in rt else "?"
         if layer in ("Parameter", "Result", "Constant"):
             continue
         counts = out.setdefault(layer, {})
         counts[prec] = counts.get(prec, 0) + 1
     return dict(sorted(out.items()))
+
+
+def _any(value: Any) -> str:
+    """An rt_info value (an OVAny) as text."""
+    return str(value.astype(str)) if hasattr(value, "astype") else str(getattr(value, "value", value))
 
 
 def op_counts_ir(xml_path: Path) -> dict[str, int]:

@@ -43,3 +43,44 @@ def export_table(report: Any) -> Any:
     if report.quantization is not None:
         parts.append(report.quantization.table())
     return Group(*parts)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def trials_text(trials: list[Any]) -> str:
+    lines = ["backend       float kept               acc fp32  acc int8  drop   frame agr  final agr  flips/100"]
+    for t in trials:
+        lines.append(f"{t.backend:<13} {', '.join(t.kept_float) or 'none':<24} {_pct(t.accuracy_fp32):>8}  "
+                     f"{_pct(t.accuracy_int8):>8}  {t.drop:5.2f}  {_pct(t.frame_agreement):>9}  "
+                     f"{_pct(t.final_agreement):>9}  {t.flips_fp32:.1f}->{t.flips_int8:.1f}")
+    return "\n".join(lines)
+
+
+def quant_table(report: Any) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    t = Table(title=f"INT8 accuracy gate ({report.data.get('eval_clips')} held-out clips of "
+                    f"{report.data.get('source')}/{report.data.get('split')}, max drop "
+                    f"{report.data.get('max_drop')} points)", title_justify="left")
+    for col in ("backend", "kept in float", "acc FP32", "acc INT8", "drop", "frame agree", "final agree",
+                "flips/100 fp32→int8", "result"):
+        t.add_column(col)
+    for tr in report.trials:
+        t.add_row(tr.backend, ", ".join(tr.kept_float) or "none", _pct(tr.accuracy_fp32), _pct(tr.accuracy_int8),
+                  f"{tr.drop:.2f}", _pct(tr.frame_agreement), _pct(tr.final_agreement),
+                  f"{tr.flips_fp32:.1f} → {tr.flips_int8:.1f}", "[green]pass[/]" if tr.passed else "[red]retry[/]")
+    s = Table(title="FP32 vs INT8 (streaming graphs, batch 1)", title_justify="left")
+    for col in ("backend", "size fp32", "size int8", "ms/frame fp32", "ms/frame int8", "ratio", "ops int8"):
+        s.add_column(col)
+    for b, info in report.backends.items():
+        ops = "; ".join(f"{role}: " + ", ".join(f"{k}×{v}" for k, v in g["op_types"].items()
+                                                 if k not in ("Constant", "Shape", "Gather", "Unsqueeze", "Concat"))
+                        for role, g in info["int8"]["graphs"].items())
+        ratio = info["int8_fp32_latency_ratio"]
+        s.add_row(b, _fmt_bytes(info["fp32"]["bytes"]), _fmt_bytes(info["int8"]["bytes"]),
+                  f"{info['fp32']['latency_ms']:.3f}", f"{info['int8']['latency_ms']:.3f}",
+                  f"{ratio:.2f}×" + ("" if info["int8_pays"] else " (INT8 does not pay: keep FP32)"), ops[:200])
+    return Group(t, s)

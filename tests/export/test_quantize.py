@@ -1,0 +1,123 @@
+"""INT8 the whole way: trained tiny checkpoint -> bundle -> INT8 behind the gate, both backends."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgelstm import spec
+from edgelstm.errors import ExportCheckError, UsageError
+from edgelstm.runtime.bundle import load_bundle
+from edgelstm.spec import Backend, Precision, Role
+from tests.bundles import make_bundle, make_checkpoint, make_feature_checkpoint
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("int8")
+
+
+@pytest.fixture(scope="module")
+def ckpt(work: Path) -> Path:
+    return make_checkpoint(work, steps=300)
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(work: Path, ckpt: Path) -> Path:
+    return make_bundle(work, checkpoint=ckpt, formats=("onnx", "openvino"), int8=True, name="int8")
+
+
+def test_gate_passes_and_is_recorded(int8_bundle: Path) -> None:
+    m = load_bundle(int8_bundle).manifest
+    q = m.quantization
+    assert set(q["backends"]) == {"onnxruntime", "openvino"}
+    for b, info in q["backends"].items():
+        chosen = info["chosen"]
+        # the gate's own thresholds: <= 1 point drop, >= 98% final decisions agree with FP32
+        assert chosen["passed"] and chosen["drop_points"] <= 1.0 and chosen["final_agreement"] >= 0.98
+        assert chosen["frame_agreement"] >= 0.9
+        assert chosen["accuracy_fp32"] > 0.4  # a trained model (chance is 0.25), so agreement means something
+        assert info["int8"]["latency_ms"] > 0 and isinstance(info["int8_pays"], bool)
+    assert q["data"]["source"] == "synthetic" and q["data"]["split"] == "test"
+    assert m.versions.nncf
+
+
+def test_onnxruntime_int8_op_types(int8_bundle: Path) -> None:
+    from edgelstm.export.onnx import op_counts
+
+    m = load_bundle(int8_bundle).manifest
+    enc = m.artifact(Role.ENCODER, Backend.ONNXRUNTIME, Precision.INT8)
+    step = m.artifact(Role.STEP, Backend.ONNXRUNTIME, Precision.INT8)
+    assert enc is not None and step is not None
+    enc_ops = op_counts(int8_bundle / enc.files[0].path)
+    assert enc_ops.get("QuantizeLinear", 0) >= 2 and enc_ops.get("DequantizeLinear", 0) >= 4  # static QDQ
+    assert "ConvInteger" not in enc_ops  # dynamic mode's slow path is never used for convolutions
+    kept = m.quantization["backends"]["onnxruntime"]["chosen"]["kept_float"]
+    step_ops = op_counts(int8_bundle / step.files[0].path)
+    if "lstm" in kept:
+        assert "LSTM" in step_ops and "DynamicQuantizeLSTM" not in step_ops
+    else:
+        assert step_ops.get("DynamicQuantizeLSTM") == 1 and "LSTM" not in step_ops
+
+
+def test_openvino_int8_records_what_ran(int8_bundle: Path) -> None:
+    m = load_bundle(int8_bundle).manifest
+    info = m.quantization["backends"]["openvino"]
+    enc = info["int8"]["graphs"]["encoder"]
+    assert enc["op_types"].get("FakeQuantize", 0) >= 1
+    executed = enc["executed"]
+    assert any("i8" in p or "u8" in p for precs in executed.values() for p in precs), executed
+
+
+def test_int8_runs_through_the_runtime(int8_bundle: Path) -> None:
+    from edgelstm.runtime.evaluate import stream_logits
+    from tests.bundles import synthetic_clips
+
+    X, _ = synthetic_clips(4, size=(32, 32), num_classes=4, split="val")
+    for backend in (Backend.ONNXRUNTIME, Backend.OPENVINO):
+        fp = stream_logits(int8_bundle, X, backend=backend, precision=Precision.FP32)
+        q = stream_logits(int8_bundle, X, backend=backend, precision=Precision.INT8)
+        assert q.shape == fp.shape and np.isfinite(q).all()
+        assert (q[:, -1].argmax(-1) == fp[:, -1].argmax(-1)).mean() >= 0.75
+
+
+def test_quantize_existing_bundle_atomically(work: Path, ckpt: Path) -> None:
+    from edgelstm.export import quantize_bundle
+
+    b = make_bundle(work, checkpoint=ckpt, name="later")
+    report = quantize_bundle(b, calib_data=None, calib_clips=8, eval_clips=24)  # manifest says: synthetic
+    m = load_bundle(b).manifest
+    assert m.artifact(Role.STEP, Backend.ONNXRUNTIME, Precision.INT8) is not None
+    assert "onnxruntime" in report.chosen
+    # every ONNX file (fp32 too) carries the new spec
+    from edgelstm.export.onnx import read_embedded_spec
+
+    assert read_embedded_spec(b / "encoder-fp32.onnx") == m.without_hashes().to_json()
+
+
+def test_gate_failure_leaves_bundle_unchanged(work: Path, ckpt: Path) -> None:
+    from edgelstm.export import quantize_bundle
+
+    b = make_bundle(work, checkpoint=ckpt, name="strict")
+    before = (b / spec.MANIFEST_NAME).read_text()
+    with pytest.raises(ExportCheckError, match="accuracy gate") as e:
+        quantize_bundle(b, calib_data="synthetic", max_drop=-100.0, calib_clips=8, eval_clips=16)
+    assert "stem" in str(e.value) and "deploy FP32" in str(e.value)
+    assert (b / spec.MANIFEST_NAME).read_text() == before
+    assert not list(b.glob("*int8*"))
+
+
+def test_int8_without_calib_data_is_a_usage_error(work: Path) -> None:
+    from click.testing import CliRunner
+
+    from edgelstm.cli import cli
+
+    feat = make_feature_checkpoint(work)
+    r = CliRunner().invoke(cli, ["export", str(feat), "--out", str(work / "f8"), "--int8"])
+    assert r.exit_code == 2 and "--calib-data" in r.output
+    assert not (work / "f8").exists()
+    with pytest.raises(UsageError):
+        from edgelstm.export import export_bundle
+
+        export_bundle(feat, work / "f9", int8=True)
