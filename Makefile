@@ -19,8 +19,10 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/edgelstm quickstart --out $(RUN)
 
+# The suite, then the on-device install check (a second venv with the base install only, no torch).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/runtime/test_base_install.py --runslow
 
 # The on-device install: base dependencies only, no torch. Proves runtime/ and the demo run without the extras.
 test-base: $(STAMP)
