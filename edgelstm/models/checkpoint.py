@@ -2,6 +2,28 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings and lists. It loads with
 ``torch.load(..., weights_only=True)``: no pickled code is ever run.
+
+Payload keys: ``format``, ``version``, ``model_name`` (registry name), ``model_config`` (kwargs of
+``create_model``), ``state_dict``, ``classes`` (names, index = class id), ``data``, ``metrics``,
+``extra`` (optimiser/scheduler state, epoch, history: only last.pt needs it, for ``--resume``).
+
+``data`` holds the facts export and the runtime rely on. These keys are stable:
+
+==================  ==========================================================================
+``kind``            "frames" (uint8 RGB clips into an encoder) or "features" (float32 per step)
+``size``            [H, W] of the frames the model takes; null for features
+``mean``, ``std``   per RGB channel on the 0..1 scale; the model's FrameNorm applies exactly these
+                    (frames: statistics of the training frames; features: unused)
+``clip_len``        T, frames per clip in training
+``stride``          source frames between two model frames (1 for the synthetic set)
+``fps``             rate of model frames in training (source fps / stride); 0 when unknown
+``feature_size``    width of one LSTM step input: the encoder's output for frames, F for features
+``sampling``        "uniform" or "stride": how T frames were taken from a clip
+``resize``          "area": how frames were resized (OpenCV INTER_AREA)
+``source``          the --data it was trained on ("synthetic", a path)
+``data_seed``       seed of the synthetic set or of carving val/test
+``synthetic_counts``  [train, val, test] clips of the synthetic set; null otherwise
+==================  ==========================================================================
 """
 from __future__ import annotations
 
@@ -27,7 +49,7 @@ class Checkpoint:
     name: str                      # registry name
     config: dict[str, Any]         # kwargs for create_model
     classes: list[str]
-    data: dict[str, Any]           # preprocessing and temporal facts: size, mean, std, clip_len, stride, fps, kind
+    data: dict[str, Any]           # preprocessing and temporal facts (keys in the module docstring)
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # optimiser state, epoch ... (for --resume)
     path: Path | None = None

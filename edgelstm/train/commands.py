@@ -95,15 +95,17 @@ def train(model: str | None, **kw: Any) -> None:
               help="How the student's time steps are weighted in the loss.")
 @click.option("--feature-weight", default=0.0, show_default=True,
               help="Weight of matching the teacher's final features (0: off).")
+@click.option("--stream-pairs", is_flag=True,
+              help="Also train on pairs of clips back to back with no state reset (for continuous streams).")
 @_training_options
 def distill(teacher: str, student: str, alpha: float, temperature: float, step_weighting: str,
-            feature_weight: float, **kw: Any) -> None:
+            feature_weight: float, stream_pairs: bool, **kw: Any) -> None:
     """Distill a teacher checkpoint into a small causal student, at every time step."""
     from edgelstm.train.config import DistillConfig
     from edgelstm.train.trainer import distill as run
 
     dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
-                         feature_weight=feature_weight)
+                         feature_weight=feature_weight, stream_pairs=stream_pairs)
     _report(run(_configs(student, kw), dcfg))
 
 
@@ -114,7 +116,7 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Write eval_<split>.json and confusion_<split>.png here.")
-@click.option("--artifact", default=None, help="Bundle only: which artefact (role:backend:precision).")
+@click.option("--artifact", default=None, help="Bundle only: which artefact, e.g. onnxruntime:int8.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
 def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
              cache_dir: str | None) -> None:
@@ -156,11 +158,5 @@ def _eval_bundle(path: Path, data: str | None, split: str, artifact: str | None,
     size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
     ds = load_dataset(data or "synthetic", size=size, clip_len=manifest.temporal.clip_len,
                       stride=manifest.temporal.frame_stride, cache_dir=cache_dir)
-    result = evaluate_bundle(path, ds, split=split, artifact=artifact)
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    if isinstance(result, dict):
-        return result
-    import dataclasses
-
-    return dataclasses.asdict(result)
+    kwargs = {"artifact": artifact} if artifact else {}  # the runtime picks its default artefact otherwise
+    return dict(evaluate_bundle(path, ds, split=split, **kwargs))

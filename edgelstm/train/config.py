@@ -47,3 +47,4 @@ class DistillConfig:
     temperature: float = 4.0
     step_weighting: str = "uniform"  # "uniform" or "linear" (later steps count more) over the student's steps
     feature_weight: float = 0.0    # MSE between the student's last hidden state (projected) and the teacher's
+    stream_pairs: bool = False     # also train on two clips back to back (no state reset), labelled per segment

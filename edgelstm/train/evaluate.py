@@ -175,3 +175,27 @@ def _check_classes(classes: list[str], ds: Dataset, path: str | Path) -> None:
         raise DataError(f"the dataset's classes ({', '.join(ds.classes[:5])}, ...) differ from the checkpoint's "
                         f"({', '.join(classes[:5])}, ...)", expected="the classes the model was trained on",
                         fix="evaluate on the dataset the model was trained on", path=path)
+
+
+def stream_accuracy(model: nn.Module, split: Split, *, batch_size: int = 64,
+                    device: torch.device | str = "cpu") -> dict[str, float]:
+    """A causal model on each clip followed by another one with no state reset in between.
+
+    ``first``: accuracy at the end of the first clip; ``second``: at the end of the second, which
+    shows whether the model lets go of the previous action (a live stream never resets on its own).
+    """
+    if not (getattr(model, "causal", False) and hasattr(model, "step_logits")) or split.lengths is not None:
+        return {}
+    n, t = len(split), split.X.shape[1]
+    other = np.roll(np.arange(n), 1)
+    model.eval()
+    first, second = [], []
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            idx = np.arange(i, min(n, i + batch_size))
+            x = torch.from_numpy(np.concatenate([split.X[idx], split.X[other[idx]]], 1)).to(device)
+            steps = model.step_logits(x).float().cpu().numpy()
+            first.append(steps[:, t - 1].argmax(-1))
+            second.append(steps[:, 2 * t - 1].argmax(-1))
+    return {"first": float((np.concatenate(first) == split.y).mean()),
+            "second": float((np.concatenate(second) == split.y[other]).mean())}

@@ -41,6 +41,7 @@ class StageConfig:
     student_lr: float = 4e-3
     alpha: float = 0.3
     temperature: float = 4.0
+    stream_pairs: bool = False       # distil on back-to-back clip pairs too (see DistillConfig)
     teacher: str = "teacher"
     student: str = "student"
     baseline: str = "pooling"
@@ -72,7 +73,8 @@ def train_stage(out_dir: str | Path, *, config: StageConfig = StageConfig(),
     runs: list[tuple[str, str, RunResult]] = []
     teacher = train(cfg(c.teacher, "teacher", c.teacher_epochs, c.teacher_lr), ds)
     runs.append(("teacher", c.teacher, teacher))
-    dcfg = DistillConfig(teacher=teacher.best, alpha=c.alpha, temperature=c.temperature)
+    dcfg = DistillConfig(teacher=teacher.best, alpha=c.alpha, temperature=c.temperature,
+                         stream_pairs=c.stream_pairs)
     runs.append(("student_distilled", c.student,
                  distill(cfg(c.student, "student_distilled", c.student_epochs, c.student_lr), dcfg, ds)))
     runs.append(("student_scratch", c.student,
@@ -81,21 +83,53 @@ def train_stage(out_dir: str | Path, *, config: StageConfig = StageConfig(),
                  train(cfg(c.baseline, "pooling", c.pooling_epochs, c.student_lr), ds)))
     rows = [{"name": name, "model": model, "test_accuracy": r.test_accuracy, "val_accuracy": r.val_accuracy,
              "params": r.params, "macs_per_frame": r.macs_per_frame, "checkpoint": str(r.best),
-             "seconds": round(r.seconds, 1)} for name, model, r in runs]
+             "seconds": round(r.seconds, 1), **_temporal_metrics(r.best, ds)} for name, model, r in runs]
     summary = {"rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
                "config": json.loads(json.dumps(c.__dict__, default=str))}
     write_text_atomic(out / "train_stage.json", json.dumps(summary, indent=2) + "\n")
     return rows
 
 
+def _temporal_metrics(path: Path, ds: Dataset) -> dict[str, Any]:
+    """Test accuracy after part of each clip, and across two clips without a state reset."""
+    from edgelstm.models.checkpoint import load_checkpoint
+    from edgelstm.train.evaluate import early_accuracy, stream_accuracy
+
+    model = load_checkpoint(path).model
+    return {"early_accuracy": early_accuracy(model, ds["test"]), "stream_accuracy": stream_accuracy(model, ds["test"])}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of :func:`train_stage` rows."""
-    lines = [f"{'model':20s} {'test acc':>8s} {'params':>10s} {'MACs/frame':>12s} {'seconds':>8s}"]
+    lines = [f"{'model':18s} {'test acc':>8s} {'@25%':>6s} {'@50%':>6s} {'2nd clip':>8s} {'params':>10s} "
+             f"{'MACs/frame':>12s} {'seconds':>8s}"]
     for r in rows:
-        lines.append(f"{r['name']:20s} {r['test_accuracy']:8.3f} {r['params']:10,d} {r['macs_per_frame']:12,d} "
+        early, stream = r.get("early_accuracy", {}), r.get("stream_accuracy", {})
+        second = f"{stream['second']:8.3f}" if stream else f"{'-':>8s}"
+        lines.append(f"{r['name']:18s} {r['test_accuracy']:8.3f} {early.get('0.25', float('nan')):6.3f} "
+                     f"{early.get('0.5', float('nan')):6.3f} {second} {r['params']:10,d} {r['macs_per_frame']:12,d} "
                      f"{r['seconds']:8.1f}")
     return "\n".join(lines)
 
 
 def with_overrides(config: StageConfig, **kw: Any) -> StageConfig:
     return replace(config, **kw)
+
+
+def main() -> None:
+    """``python -m edgelstm.train.pipeline OUT [--seed S]``: run the stage alone and print its table."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    rows = train_stage(args.out, config=StageConfig(seed=args.seed))
+    print(format_table(rows))
+    print(f"wall {time.perf_counter() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -305,6 +305,28 @@ def distill_loss(cfg: DistillConfig, teacher_logits: torch.Tensor, teacher_feats
     tau, alpha = cfg.temperature, cfg.alpha
 
     def loss(net: nn.Module, b: Batch) -> torch.Tensor:
+        total = _one(net, b)
+        if cfg.stream_pairs and has_steps(net) and len(b.y) > 1 and bool((b.lengths == b.x.shape[1]).all()):
+            total = 0.5 * (total + _pairs(net, b))
+        return total
+
+    def _pairs(net: nn.Module, b: Batch) -> torch.Tensor:
+        """Each clip followed by another (no state reset): every step learns its own segment's target."""
+        other = torch.roll(torch.arange(len(b.y), device=b.x.device), 1)
+        t = b.x.shape[1]
+        s = net(torch.cat([b.x, b.x[other]], 1), b.lengths, per_step=True)  # (B, 2T, K)
+        y = torch.cat([b.y.view(-1, 1).expand(-1, t), b.y[other].view(-1, 1).expand(-1, t)], 1)  # (B, 2T)
+        t_all = teacher_logits[b.index].to(b.x.device)
+        t_steps = torch.cat([t_all.unsqueeze(1).expand(-1, t, -1), t_all[other].unsqueeze(1).expand(-1, t, -1)], 1)
+        pos = torch.cat([torch.arange(1, t + 1)] * 2).to(b.x.device).float().view(1, -1)
+        w = pos if cfg.step_weighting == "linear" else torch.ones_like(pos)
+        w = w.expand(len(b.y), -1) / w.sum() / len(b.y)
+        ce = F.cross_entropy(s.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+        p_t = F.softmax(t_steps / tau, dim=-1)
+        kl = (p_t * (p_t.clamp_min(1e-8).log() - F.log_softmax(s / tau, dim=-1))).sum(-1)
+        return ((alpha * ce + (1 - alpha) * tau * tau * kl) * w).sum()
+
+    def _one(net: nn.Module, b: Batch) -> torch.Tensor:
         t_logits = teacher_logits[b.index].to(b.x.device)
         hidden: list[torch.Tensor] = []
         inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net

@@ -51,11 +51,11 @@ def test_existing_run_is_refused_without_resume_or_force(teacher_run: Path) -> N
 def test_distill_and_eval(teacher_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "student"
     text = _run(["distill", "--teacher", str(teacher_run / "best.pt"), "--student", "student_tiny", "--out", str(out),
-                 "--epochs", "1", "--alpha", "0.3", "--feature-weight", "0.1", "--counts", "40,20,20",
+                 "--epochs", "1", "--alpha", "0.3", "--feature-weight", "0.1", "--stream-pairs", "--counts", "40,20,20",
                  "--batch-size", "8"])
     assert "test accuracy" in text and (out / "best.pt").is_file()
     m = json.loads((out / "metrics.json").read_text())
-    assert m["objective"] == "distill" and m["distill"]["alpha"] == 0.3
+    assert m["objective"] == "distill" and m["distill"]["alpha"] == 0.3 and m["distill"]["stream_pairs"]
     ck = load_checkpoint(out / "best.pt")
     assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6  # taken from the teacher
     text = _run(["eval", str(out / "best.pt"), "--json", "--out", str(tmp_path / "ev")])
