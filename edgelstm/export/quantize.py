@@ -92,10 +92,11 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, ckpt_da
                                    fix="deploy FP32 (nothing was written), raise --max-drop, or calibrate on more "
                                        "representative --calib-data")
     _clean_unused(stage, manifest)
-    import nncf
+    versions = manifest.versions
+    if Backend.OPENVINO in backends:
+        import nncf
 
-    versions = dataclasses.replace(manifest.versions, nncf=nncf.__version__) \
-        if Backend.OPENVINO in backends else manifest.versions
+        versions = dataclasses.replace(versions, nncf=nncf.__version__)
     return dataclasses.replace(manifest, quantization=report.to_json(), versions=versions), report
 
 
