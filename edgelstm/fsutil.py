@@ -72,8 +72,12 @@ def atomic_dir(dest: str | Path, *, force: bool = False) -> Iterator[Path]:
     except OSError as e:
         shutil.rmtree(stage, ignore_errors=True)
         raise _disk_error(dest, e) from e
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(e, EdgeLSTMError) and e.path and Path(e.path).is_relative_to(stage):
+            # The staging folder is gone: name the file as it would have been in ``dest``.
+            raise type(e)(e.what, expected=e.expected, fix=e.fix,
+                          path=dest / Path(e.path).relative_to(stage)) from e
         raise
 
 
