@@ -76,12 +76,14 @@ def devices(as_json: bool) -> None:
               help="Frame rate of the synthetic source and of image folders (default 15).")
 @click.option("--stall-timeout", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
               help="Seconds without a frame before a live source counts as stalled and is reopened.")
+@click.option("--open-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds to wait for a stream URL to open or deliver a frame before it counts as failed.")
 @click.option("--reconnect-attempts", type=click.IntRange(min=0), default=5, show_default=True,
               help="Reopen tries (exponential back-off from 0.5 s to 8 s) before giving up on a live source.")
 def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | None, precision: str | None,
          threads: int | None, graph: str, show: bool, record: Path | None, jsonl: Path | None,
          max_frames: int | None, ema: float, hysteresis: float, top_k: int, realtime: bool, rate: str,
-         fps: float | None, stall_timeout: float, reconnect_attempts: int) -> None:
+         fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int) -> None:
     """Run BUNDLE live on a camera, file, URL, image folder or the synthetic source."""
     from edgelstm.runtime.capture import Reconnect
     from edgelstm.runtime.engine import Engine
@@ -92,7 +94,7 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
 
     engine = Engine.load(bundle, device=device, backend=backend, precision=precision, threads=threads,
                          streams=len(sources), graph=graph, smoothing=Smoothing(ema, hysteresis), top_k=top_k)
-    srcs = [open_source(s, realtime=realtime, fps=fps) for s in sources]
+    srcs = [open_source(s, realtime=realtime, fps=fps, timeout_s=open_timeout) for s in sources]
     if show:
         show, why = display_available()
         if not show:
@@ -104,14 +106,18 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
                  fps=engine.manifest.temporal.train_fps if rate == "trained" else 0.0)
     stop = threading.Event()
     restore = _on_signals(stop)
+    keep = False
     try:
         stats = run_loop(engine, srcs, on_decision=sink, stop_event=stop, max_frames=max_frames, rate=rate,
                          reconnect=Reconnect(attempts=reconnect_attempts), stall_timeout_s=stall_timeout)
+        keep = True
     except KeyboardInterrupt:  # a second Ctrl-C while the handler was not installed
-        stats = None
+        stats, keep = None, True
     finally:
         restore()
-        sink.close()
+        # A run that failed before its first decision (a source that never opened) leaves no files and
+        # replaces none; one that made decisions keeps them, even when it ended on an error.
+        sink.close(keep=keep or sink.decisions > 0)
     if stats is None:
         click.echo("Interrupted.", err=True)
         return
@@ -131,8 +137,9 @@ class _Sink:
 
         self.labels = engine.labels
         self.show = show
+        self.rec = Recorder(record, fps) if record is not None else None  # checks the name: nothing opened yet
         self.json = JsonlWriter(jsonl) if headless or jsonl is not None else None
-        self.rec = Recorder(record, fps) if record is not None else None
+        self.decisions = 0
         self.fps = 0.0
         self._last = 0.0
         self.stop: threading.Event | None = None
@@ -145,6 +152,7 @@ class _Sink:
             inst = 1.0 / max(now - self._last, 1e-6)
             self.fps = inst if not self.fps else 0.9 * self.fps + 0.1 * inst
         self._last = now
+        self.decisions += 1
         if self.json is not None:
             self.json.write(decision_record(d, self.labels))
         if (self.show or self.rec is not None) and d.stream == 0:
@@ -158,11 +166,12 @@ class _Sink:
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     raise KeyboardInterrupt
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = True) -> None:
+        """Finalise the outputs (renamed into place), or with ``keep=False`` discard them."""
         if self.json is not None:
-            self.json.close()
+            self.json.close(keep=keep)
         if self.rec is not None:
-            self.rec.close()
+            self.rec.close(keep=keep)
         if self.show:
             import cv2
 

@@ -54,13 +54,17 @@ class JsonlWriter:
         if self.dest is None:
             self._f.flush()  # a consumer on the other end of a pipe sees each decision at once
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = True) -> None:
+        """Rename the file into place; ``keep=False`` removes it instead and leaves any old file as it was."""
         if self.dest is None:
             self._f.flush()
             return
         self._f.close()
         if self._tmp is not None:
-            os.replace(self._tmp, self.dest)
+            if keep:
+                os.replace(self._tmp, self.dest)
+            else:
+                self._tmp.unlink(missing_ok=True)
             self._tmp = None
 
 
@@ -95,11 +99,15 @@ class Recorder:
         self._w.write(img)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = True) -> None:
+        """Finalise the video and rename it into place; ``keep=False`` removes it instead."""
         if self._w is not None:
             self._w.release()
             self._w = None
-            os.replace(self.tmp, self.dest)
+            if keep:
+                os.replace(self.tmp, self.dest)
+            else:
+                self.tmp.unlink(missing_ok=True)
 
 
 def draw_overlay(img: np.ndarray, d: Decision, labels: tuple[str, ...], *, fps: float) -> np.ndarray:

@@ -91,7 +91,9 @@ class CaptureSource:
             cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"OpenCV cannot open {self.name}", expected=_EXPECTED[self.kind], fix=_FIX[self.kind])
+            within = f" (no video from it within {self.timeout_s:g} s)" if self.kind == "url" else ""
+            raise SourceError(f"OpenCV cannot open {self.name}{within}", expected=_EXPECTED[self.kind],
+                              fix=_FIX[self.kind])
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0
         self._claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
@@ -127,7 +129,8 @@ _EXPECTED = {"camera": "a connected camera", "url": "a reachable RTSP/HTTP video
              "file": "a video file OpenCV can decode", "folder": "a folder of images"}
 _FIX = {"camera": "check the camera is connected and not in use (ls /dev/video*; are you in the 'video' group?), "
                   "or try --source synthetic",
-        "url": "check the URL, credentials and network; try it with `ffplay URL`",
+        "url": "check the URL, credentials and network; try it with `ffplay URL`; "
+               "raise --open-timeout for a slow stream",
         "file": "check the file plays (ffplay FILE), or re-encode it: ffmpeg -i IN -c:v mjpeg OUT.avi",
         "folder": "put .jpg/.png images in the folder"}
 
