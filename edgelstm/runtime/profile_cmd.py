@@ -1,0 +1,79 @@
+"""``edgelstm profile``: a thin click command over :func:`edgelstm.runtime.profiler.profile_bundle`.
+
+Only click at module level (``edgelstm profile --help`` is instant and imports no torch); the table
+goes to stdout, progress to stderr; ``--json`` and ``--plot`` are written atomically.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    out = [v.strip() for text in values for v in text.split(",") if v.strip()]
+    return out or None
+
+
+@click.command("profile")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--device", "devices", multiple=True,
+              help="Device profile(s) (`edgelstm devices`); repeat or comma-separate. Default: all usable here.")
+@click.option("--precision", "precisions", multiple=True, help="fp32, int8 or fp32,int8 (default: both, where the "
+              "bundle has them).")
+@click.option("--backend", "backends", multiple=True, help="onnxruntime, openvino (default: every usable device's).")
+@click.option("--frames", type=click.IntRange(min=5), default=90, show_default=True,
+              help="Decisions measured per configuration at the camera rate (after the warm-up).")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--fps", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Camera rate.")
+@click.option("--source", default="synthetic", show_default=True,
+              help="'synthetic' (640x480 frames, replayed), a video file, a camera index or a URL.")
+@click.option("--streams", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Also measure N streams on one engine against N engines.")
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="Inference threads (default: the profile's).")
+@click.option("--clip-len", type=click.IntRange(min=0), default=0,
+              help="Window of clip re-inference (default: the clip length the model was trained on).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="The PyTorch checkpoint for the eager baseline (default: found beside the bundle by SHA-256).")
+@click.option("--no-baselines", is_flag=True, help="Skip clip re-inference and PyTorch eager.")
+@click.option("--accuracy", "accuracy", default=None, metavar="DATA",
+              help="Add accuracy and argmax agreement with FP32 on DATA ('synthetic', a folder, .csv, .npz).")
+@click.option("--split", default="test", show_default=True, help="Split of --accuracy data.")
+@click.option("--clips", type=click.IntRange(min=1), default=200, show_default=True, help="Clips for --accuracy.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG: latency CDF per configuration and per-stage bars.")
+def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...], backends: tuple[str, ...],
+            frames: int, warmup: int, fps: float, source: str, streams: int, threads: int | None, clip_len: int,
+            checkpoint: Path | None, no_baselines: bool, accuracy: str | None, split: str, clips: int,
+            json_out: Path | None, plot_out: Path | None) -> None:
+    """Profile BUNDLE in the live loop: per-stage p50/p90/p99/mean, frame age, FPS, drops, memory, size.
+
+    Every configuration (device x backend x precision) runs the real loop (capture thread,
+    preprocessing, model, postprocessing) at the camera rate, then un-paced; beside them, clip
+    re-inference and PyTorch eager run through the same loop for comparison.
+    """
+    from rich.console import Console
+
+    from edgelstm.fsutil import write_text_atomic
+    from edgelstm.runtime.profiler import profile_bundle
+
+    err = Console(stderr=True)
+    report = profile_bundle(bundle, devices=_split(devices), backends=_split(backends),
+                            precisions=_split(precisions), frames=frames, warmup=warmup, fps=fps, source=source,
+                            streams=streams, threads=threads, clip_len=clip_len, checkpoint=checkpoint,
+                            accuracy=accuracy, split=split, accuracy_clips=clips, baselines=not no_baselines,
+                            progress=lambda msg: err.print(f"[dim]{msg}[/]"))
+    out = Console(width=max(240, shutil.get_terminal_size((240, 24)).columns))
+    out.print(report.table())
+    if report.streams:
+        out.print(report.streams_table())
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    if json_out is not None:
+        write_text_atomic(json_out, report.json_text())
+        err.print(f"JSON written to {json_out}")
+    if plot_out is not None:
+        report.plot(plot_out)
+        err.print(f"plot written to {plot_out}")

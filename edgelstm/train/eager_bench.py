@@ -1,0 +1,68 @@
+"""PyTorch eager baselines for ``edgelstm profile`` and the benchmarks (torch lives here, not in runtime/).
+
+:func:`eager_model` wraps a checkpoint as a window model for
+:class:`~edgelstm.runtime.profile_harness.WindowEngine`: streaming (``window=1``: one frame and the
+per-stream (h, c) through ``model.step``) or clip re-inference (``model.step_logits`` on the last T
+frames for every decision: how a clip model trained in PyTorch is commonly deployed). The model
+takes RGB uint8 frames and normalises them itself, as in training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgelstm.models.checkpoint import load_checkpoint
+from edgelstm.spec import ColourOrder, Manifest
+
+COLOUR = ColourOrder.RGB  # the channel order the PyTorch models are trained on
+
+
+class EagerWindow:
+    """frames (n, T, H, W, 3) uint8 RGB -> logits (n, K) of the newest frame, in PyTorch eager."""
+
+    def __init__(self, model: torch.nn.Module, *, window: int) -> None:
+        self.model: Any = model.eval()
+        self.window = window
+        self.state: dict[int, Any] = {}  # stream -> (h, c), streaming only
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray, ids: list[int]) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(frames))
+        if self.window > 1:
+            return self.model.step_logits(x)[:, -1].numpy()  # (n, T, K) -> (n, K)
+        states = [self.state.get(i) or self.model.init_state(1) for i in ids]  # each (L, 1, hidden) x 2
+        state = (torch.cat([st[0] for st in states], 1), torch.cat([st[1] for st in states], 1))
+        logits, (h, c) = self.model.step(x[:, -1], state)  # (n, K), (L, n, hidden)
+        for k, i in enumerate(ids):
+            self.state[i] = (h[:, k:k + 1], c[:, k:k + 1])
+        return logits.numpy()
+
+    def reset(self, stream: int | None) -> None:
+        if stream is None:
+            self.state.clear()
+        else:
+            self.state.pop(stream, None)
+
+    @torch.inference_mode()
+    def step_logits(self, X: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """(N, T, H, W, 3) uint8 RGB clips -> (N, T, K) per-step logits (for accuracy)."""
+        out = [self.model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + 32]))).numpy()
+               for i in range(0, len(X), 32)]
+        return np.concatenate(out).astype(np.float32)
+
+
+def eager_model(checkpoint: str | Path, manifest: Manifest, *, window: int = 1,
+                threads: int | None = None) -> tuple[EagerWindow, dict[str, Any]]:
+    """The checkpoint as a window model, and the info row ``profile`` shows for it."""
+    if threads:
+        torch.set_num_threads(threads)
+    ckpt = load_checkpoint(checkpoint)
+    if not hasattr(ckpt.model, "step"):
+        raise TypeError(f"{ckpt.name} is not a streaming model")
+    info = {"backend": "torch", "precision": "fp32", "graph": "eager", "threads": torch.get_num_threads(),
+            "inference_precision": "f32", "model_bytes": Path(checkpoint).stat().st_size,
+            "torch": torch.__version__}
+    return EagerWindow(ckpt.model, window=window), info
