@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ class OrtRunner:
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise BundleError(f"onnxruntime cannot load the model ({type(e).__name__}: {str(e)[:200]})",
+            raise BundleError(f"onnxruntime cannot load the model ({type(e).__name__}: {_ort_reason(e, path)})",
                               path=path, fix="re-export the bundle with `edgelstm export`") from None
         check_io(path, "input", art.inputs,
                  [(i.name, tuple(i.shape), _dtype_of_ort(i.type)) for i in self.session.get_inputs()])
@@ -106,6 +107,12 @@ class OrtRunner:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, feeds)
         return dict(zip(self.output_names, outs))
+
+
+def _ort_reason(e: Exception, path: Path) -> str:
+    """onnxruntime's reason without its status prefix and the path the message already names."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(e))
+    return text.replace(f"Load model from {path} failed:", "").strip()[:200]
 
 
 def _provider_fix(device: str) -> str:
