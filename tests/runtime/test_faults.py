@@ -191,3 +191,26 @@ def test_signal_ends_demo_cleanly_and_flushes(toy: Toy, tmp_path: Path, sig: sig
         n += 1
     assert n == len(lines)  # one recorded frame per decision (one stream), nothing lost at the end
     assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_ends_profile_without_partial_output(toy: Toy, tmp_path: Path, sig: signal.Signals) -> None:
+    """`edgelstm profile` interrupted mid-measurement: no traceback, a non-zero exit, and its --json (written
+    atomically at the end) neither half-written nor replacing the previous report."""
+    report = tmp_path / "r.json"
+    report.write_text('{"previous": true}\n')
+    p = subprocess.Popen([sys.executable, "-m", "edgelstm", "profile", str(toy.path), "--no-baselines",
+                          "--frames", "5000", "--json", str(report)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 40
+    while "profiling" not in seen:  # the live loop is running
+        assert time.monotonic() < deadline and p.poll() is None, seen
+        seen += p.stderr.readline()
+    time.sleep(0.5)
+    p.send_signal(sig)
+    _, stderr = p.communicate(timeout=30)
+    assert p.returncode != 0 and "Traceback" not in seen + stderr
+    assert report.read_text() == '{"previous": true}\n'
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["r.json"]
