@@ -86,5 +86,5 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str], *, fix: str | N
     return error(
         f"unknown {kind} '{name}'{closest(name, known)}",
         expected="one of " + ", ".join(known),
-        fix=fix,
+        fix=fix or f"use one of the {kind} values listed",
     )
