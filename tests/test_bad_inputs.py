@@ -676,6 +676,28 @@ def _(w: World, tmp: Path) -> Outcome:
     return out
 
 
+# === edgelstm profile ======================================================================
+@case("profile-device-unusable", "options", "a profile --device this machine cannot run",
+      "edgelstm profile B --device nvidia-cuda", 1, "device 'nvidia-cuda' cannot run here")
+def _(w: World, tmp: Path) -> Outcome:
+    return run_cli("profile", w.bundle, "--device", "nvidia-cuda", "--no-baselines", "--frames", "10")
+
+
+@case("profile-precision-unknown", "options", "an unknown profile --precision", "edgelstm profile B --precision int9",
+      2, "unknown precision 'int9' (did you mean 'int8'?)")
+def _(w: World, tmp: Path) -> Outcome:
+    return run_cli("profile", w.bundle, "--precision", "int9", "--no-baselines", "--frames", "10")
+
+
+@case("profile-source-missing", "source", "a profile --source that does not exist",
+      "edgelstm profile B --source gone.mp4 --json r.json", 1, "no such file or folder")
+def _(w: World, tmp: Path) -> Outcome:
+    out = run_cli("profile", w.bundle, "--source", tmp / "gone.mp4", "--no-baselines", "--frames", "10",
+                  "--json", tmp / "r.json")
+    assert not (tmp / "r.json").exists()
+    return out
+
+
 # === the disk fills up while exporting ======================================================
 def _no_space(*_: object, **__: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -112,7 +112,8 @@ def _plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None, pr
     be = profile.backend
     if backend is not None:
         if backend not in {b.value for b in Backend}:
-            raise unknown_choice("backend", backend, [b.value for b in Backend])
+            raise unknown_choice("backend", backend, [b.value for b in Backend],
+                                 fix="pass --backend onnxruntime or --backend openvino, or drop it")
         be = Backend(backend)
         valid = tuple(ORT_PROVIDERS) if be == Backend.ONNXRUNTIME else OV_DEVICES
         if profile.device not in valid:
@@ -126,7 +127,8 @@ def _plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None, pr
         prec = "int8" if ok and has_int8 else "fp32"
         why.append(f"precision {prec}: {reason}" + ("" if has_int8 or not ok else " (but no INT8 artefact)"))
     if prec not in {p.value for p in Precision}:
-        raise unknown_choice("precision", prec, [p.value for p in Precision] + ["auto"])
+        raise unknown_choice("precision", prec, [p.value for p in Precision] + ["auto"],
+                             fix="pass --precision auto, fp32 or int8")
     # The artefact's recorded inference precision passed export's parity check; f32 is the safe fallback
     # (OpenVINO's CPU plugin would otherwise pick bf16 on AVX512-BF16 CPUs, which no parity check covered).
     art_ip = next((a.inference_precision for a in manifest.artifacts
@@ -147,7 +149,7 @@ def _plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None, pr
         options = dataclasses.replace(options, threads=options.threads if threads is None else threads,
                                       inference_precision=options.inference_precision or default_ip)
     if graph not in GRAPHS:
-        raise unknown_choice("graph", graph, GRAPHS)
+        raise unknown_choice("graph", graph, GRAPHS, fix="pass --graph auto, split or fused")
     if manifest.model.kind == ModelKind.FEATURES:
         graph = "step"
     elif graph == "auto":
