@@ -62,27 +62,48 @@ def judge(backend: Backend, kept: tuple[str, ...], fp32: np.ndarray, int8: np.nd
 def latency_ms(bundle: Bundle, backend: Backend, precision: Precision, *, frames: int = 200,
                warmup: int = 20) -> float:
     """Median per-frame latency of the streaming graphs at batch 1 (encoder + step, or fused)."""
-    from edgelstm.export.parity import open_chain
+    return latency_by_batch(bundle, backend, (precision,), batches=(1,), frames=frames, warmup=warmup)[precision][1]
 
+
+def latency_by_batch(bundle: Bundle, backend: Backend, precisions: tuple[Precision, ...], *,
+                     batches: tuple[int, ...] = (1,), frames: int = 200, warmup: int = 20,
+                     threads: int | None = None) -> dict[Precision, dict[int, float]]:
+    """Median ms per frame of the streaming chain for each precision and batch (streams stepped together).
+
+    Precisions alternate call by call, so a busy machine slows them alike. ``threads``
+    defaults to what the runtime's CPU profile picks for this model (one thread below
+    ``SMALL_MODEL_MACS``), so the ratio is the one a device sees.
+    """
     from edgelstm import spec
+    from edgelstm.export.parity import open_chain
+    from edgelstm.runtime.engine import SMALL_MODEL_MACS
 
-    chain = open_chain(bundle, backend, precision, BackendOptions())
     m = bundle.manifest
-    enc = m.artifact(Role.ENCODER, backend, precision) if chain.encoder is not None else None
-    first = (enc or chain.step_art).inputs[0]
-    shape = [1 if isinstance(d, str) else int(d) for d in first.shape]
-    x = (np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8) if first.dtype == "uint8"
-         else np.zeros(shape, np.float32))
-    step_name = chain.step_art.inputs[0].name
-    state = chain.init_state(1)
-    times = []
-    for _ in range(warmup + frames):
-        t0 = time.perf_counter()
-        feats = chain.encoder.run({spec.FRAMES: x})[spec.FEATURES] if chain.encoder is not None else x
-        res = chain.step.run({step_name: feats, **state})
-        times.append(time.perf_counter() - t0)
-        state = {s.input: res[s.output] for s in m.state}
-    return float(1000.0 * np.median(times[warmup:]))
+    if threads is None:
+        threads = 1 if 0 < m.model.macs_per_frame < SMALL_MODEL_MACS else 0
+    chains = {p: open_chain(bundle, backend, p, BackendOptions(threads=threads)) for p in precisions}
+    any_chain = next(iter(chains.values()))
+    enc = m.artifact(Role.ENCODER, backend, precisions[0]) if any_chain.encoder is not None else None
+    first = (enc or any_chain.step_art).inputs[0]
+    out: dict[Precision, dict[int, float]] = {p: {} for p in precisions}
+    for batch in batches:
+        shape = [batch if isinstance(d, str) else int(d) for d in first.shape]
+        x = (np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8) if first.dtype == "uint8"
+             else np.zeros(shape, np.float32))
+        states = {p: c.init_state(batch) for p, c in chains.items()}
+        times: dict[Precision, list[float]] = {p: [] for p in precisions}
+        calls = max(10, frames // batch)
+        for i in range(warmup + calls):
+            for p, chain in chains.items():
+                t0 = time.perf_counter()
+                feats = chain.encoder.run({spec.FRAMES: x})[spec.FEATURES] if chain.encoder is not None else x
+                res = chain.step.run({chain.step_art.inputs[0].name: feats, **states[p]})
+                if i >= warmup:
+                    times[p].append(time.perf_counter() - t0)
+                states[p] = {s.input: res[s.output] for s in m.state}
+        for p in precisions:
+            out[p][batch] = float(1000.0 * np.median(times[p]) / batch)
+    return out
 
 
 def streaming_roles(bundle: Bundle) -> tuple[Role, ...]:

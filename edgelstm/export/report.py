@@ -80,7 +80,13 @@ def quant_table(report: Any) -> Any:
                                                  if k not in ("Constant", "Shape", "Gather", "Unsqueeze", "Concat"))
                         for role, g in info["int8"]["graphs"].items())
         ratio = info["int8_fp32_latency_ratio"]
+        by_batch = info.get("int8_fp32_latency_ratio_by_batch", {})
+        verdict = "" if info["int8_pays"] else " (INT8 does not pay for one stream: keep FP32)"
+        if by_batch:
+            from_b = info.get("int8_pays_from_batch")
+            verdict += "; by batch " + ", ".join(f"{k}: {v:.2f}×" for k, v in by_batch.items()) + \
+                (f"; pays from batch {from_b}" if from_b else "; pays at no batch measured")
         s.add_row(b, _fmt_bytes(info["fp32"]["bytes"]), _fmt_bytes(info["int8"]["bytes"]),
                   f"{info['fp32']['latency_ms']:.3f}", f"{info['int8']['latency_ms']:.3f}",
-                  f"{ratio:.2f}×" + ("" if info["int8_pays"] else " (INT8 does not pay: keep FP32)"), ops[:200])
+                  f"{ratio:.2f}×" + verdict, ops[:200])
     return Group(t, s)

@@ -121,3 +121,45 @@ def test_int8_without_calib_data_is_a_usage_error(work: Path) -> None:
         from edgelstm.export import export_bundle
 
         export_bundle(feat, work / "f9", int8=True)
+
+
+def test_latency_recorded_per_batch(int8_bundle: Path) -> None:
+    from edgelstm.export.quantize import BATCHES
+
+    q = load_bundle(int8_bundle).manifest.quantization
+    for b, info in q["backends"].items():
+        by_batch = info["int8_fp32_latency_ratio_by_batch"]
+        assert set(by_batch) == {str(n) for n in BATCHES}
+        assert by_batch["1"] == info["int8_fp32_latency_ratio"]
+        assert all(info[p]["latency_ms_by_batch"][k] > 0 for p in ("fp32", "int8") for k in by_batch)
+        # the crossover is the smallest batch measured where INT8 was not slower, or None
+        paying = [n for n in BATCHES if by_batch[str(n)] <= 1.0]
+        assert info["int8_pays_from_batch"] == (paying[0] if paying else None)
+        assert info["int8_pays"] == (by_batch["1"] <= 1.0)
+
+
+@pytest.mark.parametrize("scope, quantized", [("all", 7), ("pointwise", 4), ("stem", 1), ("dense", 3)])
+def test_conv_scope_keeps_depthwise_float(work: Path, scope: str, quantized: int) -> None:
+    """The default student's encoder: stem + 3 depthwise + 3 pointwise convs; the scope picks which go INT8."""
+    import torch
+
+    from edgelstm.export import graphs
+    from edgelstm.export.onnx import export_onnx, op_counts
+    from edgelstm.export.quantize_ort import ConvScope, OrtInt8Config, QFormat, quantize
+    from edgelstm.models import create_model
+
+    torch.manual_seed(0)
+    model = graphs.deployable(create_model("student", num_classes=4), "student", (32, 32))
+    io = spec.encoder_io((32, 32), model.encoder.feature_size)
+    src = work / "student-encoder.onnx"
+    if not src.exists():
+        export_onnx(graphs.EncoderGraph(model), src, *io)
+    rng = np.random.default_rng(0)
+    feeds = [{spec.FRAMES: rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)} for _ in range(4)]
+    dst = work / f"student-encoder-{scope}.onnx"
+    cfg = OrtInt8Config(format=QFormat.QOPERATOR, convs=ConvScope(scope))
+    chosen = quantize(src, dst, (), feeds, config=cfg)
+    ops = op_counts(dst)
+    assert ops.get("QLinearConv", 0) == quantized and ops.get("Conv", 0) == 7 - quantized, ops
+    assert len(chosen["depthwise"]) == (3 if scope == "all" else 0)
+    assert len(chosen["stem"]) == (0 if scope == "dense" else 1)
