@@ -162,11 +162,13 @@ def machine_info() -> dict[str, Any]:
             continue
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "asimddp")
            if f in flags]
-    return {"cpu": model, "cores": cores, "arch": platform.machine(), "isa": isa,
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None  # a busy machine skews every figure
+    return {"cpu": model, "cores": cores, "arch": platform.machine(), "isa": isa, "load_avg_1min": load,
             "python": platform.python_version(), "versions": versions}
 
 
 def machine_line(m: dict[str, Any]) -> str:
     v = m.get("versions", {})
     libs = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "openvino", "torch", "numpy", "opencv-python") if k in v)
-    return f"{m['cpu']}, {m['cores']} cores ({m['arch']}; {' '.join(m['isa']) or 'no AVX-512'}); {libs}"
+    load = f"; load average {m['load_avg_1min']}" if m.get("load_avg_1min") is not None else ""
+    return f"{m['cpu']}, {m['cores']} cores ({m['arch']}; {' '.join(m['isa']) or 'no AVX-512'}); {libs}{load}"
