@@ -136,8 +136,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    if d.main:
-        _prepare_out(cfg)
+    _prepare_out(cfg)  # every rank checks, so a refused --out fails all of them instead of hanging the others
     _barrier(d)
     model.to(d.device)
     train_data = SplitTensors(ds["train"])

@@ -122,3 +122,28 @@ def test_wrong_model_for_data_kind(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "f.npz"), "--model", "student",
                                  "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--model lstm" in r.output
+
+
+def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder is a bundle: the dataset is loaded at the manifest's size and clip length and handed to
+    edgelstm.runtime.evaluate.evaluate_bundle (the torch-free path), whose dict is printed."""
+    from types import SimpleNamespace
+
+    import edgelstm.runtime.evaluate as rt
+    import edgelstm.spec as spec
+
+    calls = {}
+    fake_manifest = SimpleNamespace(preprocess=SimpleNamespace(size=(16, 16)),
+                                    temporal=SimpleNamespace(clip_len=4, frame_stride=1))
+    monkeypatch.setattr(spec.Manifest, "read", classmethod(lambda cls, p: fake_manifest))
+
+    def fake_eval(path, ds, *, split, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.update(path=path, shape=ds[split].X.shape, split=split, **kw)
+        return {"accuracy": 0.25, "n": len(ds[split])}
+
+    monkeypatch.setattr(rt, "evaluate_bundle", fake_eval)
+    (tmp_path / "bundle").mkdir()
+    out = _run(["eval", str(tmp_path / "bundle"), "--data", "synthetic", "--split", "val", "--json",
+                "--artifact", "onnxruntime:int8"])
+    assert json.loads(out)["accuracy"] == 0.25
+    assert calls["shape"][1:] == (4, 16, 16, 3) and calls["split"] == "val" and calls["artifact"] == "onnxruntime:int8"
