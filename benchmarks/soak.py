@@ -46,8 +46,7 @@ def main() -> int:
     print(f"frames decided: {r.frames} in {r.seconds:.0f} s ({r.frames / r.seconds:.0f}/s); per stream {r.per_stream}; "
           f"file loops {r.file_loops}")
     print(f"RSS: {r.rss_start_mb:.1f} MB after 1,000 decisions -> {r.rss_end_mb:.1f} MB at the end "
-          f"(growth {r.rss_growth_mb:+.2f} MB, of which run_loop's per-decision stats lists {r.loop_stats_mb:.2f} MB; "
-          f"without them {r.growth_without_stats_mb:+.2f} MB)")
+          f"(growth {r.rss_growth_mb:+.2f} MB; LoopStats's fixed sample rings hold {r.loop_stats_mb:.2f} MB)")
     print(f"largest |h| {r.max_abs_h:.4f}, |c| {r.max_abs_c:.4f}")
     print(f"latency over the first {r.window} decision batches p50/p99 {r.first['p50']:.3f}/{r.first['p99']:.3f} ms; "
           f"last {r.window}: {r.last['p50']:.3f}/{r.last['p99']:.3f} ms (drift p50 x{r.drift:.2f})")

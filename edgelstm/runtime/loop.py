@@ -5,7 +5,8 @@ LSTM at the rate it was trained on (``Temporal.train_fps``; extra frames from a 
 skipped), resets a stream's state on the manifest's reset policy (a gap longer than
 ``max_gap_s``, a reconnect, every N frames) instead of feeding it a jump it never saw in
 training, batches the streams that have a frame ready through one encoder call, and records
-per-stage timings and frame ages in :class:`LoopStats`.
+per-stage timings and frame ages in :class:`LoopStats`: bounded (lifetime counters and a
+fixed ring of the last ``window`` samples per stage), so a loop that runs for weeks keeps flat memory.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from edgelstm.errors import SourceError, UsageError
 from edgelstm.runtime.capture import Capture, Frame, Reconnect
 from edgelstm.runtime.engine import Engine, Prediction
+from edgelstm.runtime.samples import DEFAULT_CAPACITY, Samples
 from edgelstm.runtime.sources import Source
 from edgelstm.spec import Temporal
 
@@ -91,6 +93,13 @@ class TemporalGate:
 
 @dataclass
 class LoopStats:
+    """What the loop did: lifetime counters, and the last ``window`` samples of each timing (a ring).
+
+    Percentiles (``summary()``, ``percentile``) cover the retained window (the newest ``window``
+    decisions); counts, ``mean_fps`` and each store's ``count``/``lifetime_mean``/``peak`` cover the whole run.
+    Memory is fixed at construction: nothing grows per decision.
+    """
+
     frames_read: int = 0       # delivered by the sources (dropped ones included)
     frames_decided: int = 0    # fed to the model
     frames_dropped: int = 0    # overwritten by a newer frame before the loop took them (live sources)
@@ -99,16 +108,25 @@ class LoopStats:
     stalls: int = 0
     resets: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
-    stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    ages_ms: list[float] = field(default_factory=list)
-    output_ms: list[float] = field(default_factory=list)  # time spent in on_decision (overlay, writing)
-    batch_sizes: list[int] = field(default_factory=list)
+    window: int = DEFAULT_CAPACITY  # samples kept per store for percentiles
+    stages_ms: dict[str, Samples] = field(default_factory=dict)
+    ages_ms: Samples = field(default_factory=Samples)
+    output_ms: Samples = field(default_factory=Samples)  # time spent in on_decision (overlay, writing)
+    batch_sizes: Samples = field(default_factory=Samples)
     first_decision: float = 0.0  # time.monotonic() of the first and last decisions (for the mean FPS)
     last_decision: float = 0.0
     ended: str = ""            # why the loop stopped: "end of source", "max frames", "stopped", an error
     error: str = ""
 
-    def percentile(self, values: Sequence[float], q: float) -> float:
+    def __post_init__(self) -> None:
+        if not self.stages_ms:
+            self.stages_ms = {s: Samples(self.window) for s in STAGES}
+        if self.window != DEFAULT_CAPACITY:
+            self.ages_ms, self.output_ms, self.batch_sizes = (Samples(self.window) for _ in range(3))
+
+    def percentile(self, values: Sequence[float] | Samples, q: float) -> float:
+        if isinstance(values, Samples):
+            return values.percentile(q)
         return float(np.percentile(values, q)) if len(values) else float("nan")
 
     @property
@@ -116,6 +134,12 @@ class LoopStats:
         """Decisions per second between the first and the last (start-up excluded)."""
         span = self.last_decision - self.first_decision
         return (self.frames_decided - 1) / span if self.frames_decided > 1 and span > 0 else 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the sample stores hold (fixed at construction)."""
+        return sum(v.capacity * 8 for v in (*self.stages_ms.values(), self.ages_ms, self.output_ms,
+                                             self.batch_sizes))
 
     def summary(self) -> dict[str, Any]:
         total = self.stages_ms["total"]
@@ -127,6 +151,8 @@ class LoopStats:
                            for s, v in self.stages_ms.items()},
             "age_ms": {"p50": _r(self.percentile(self.ages_ms, 50)), "p99": _r(self.percentile(self.ages_ms, 99))},
             "p50_ms": _r(self.percentile(total, 50)), "p99_ms": _r(self.percentile(total, 99)),
+            "mean_ms": _r(total.lifetime_mean), "max_ms": _r(total.peak if total.count else float("nan")),
+            "percentile_window": len(total),
             "mean_fps": _r(self.mean_fps),
             "wall_s": _r(self.wall_s), "ended": self.ended, "error": self.error,
         }
@@ -236,8 +262,12 @@ def _record(stats: LoopStats, pred: Prediction, frame: Frame, stream: int, reaso
         stats.first_decision = now
     stats.last_decision = now
     stats.frames_decided += 1
-    for name, value in pred.timings.as_dict().items():
-        stats.stages_ms[name].append(value)
+    tm, st = pred.timings, stats.stages_ms
+    st["preprocess"].append(tm.preprocess)
+    st["encoder"].append(tm.encoder)
+    st["step"].append(tm.step)
+    st["postprocess"].append(tm.postprocess)
+    st["total"].append(tm.total)
     stats.ages_ms.append(age)
     if on_decision is not None:
         t = time.perf_counter()

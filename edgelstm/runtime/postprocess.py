@@ -60,6 +60,27 @@ class Smoother:
         self._avg[sel] = 0.0
         self._shown[sel] = -1
 
+    def update_batch(self, streams: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update` for (n,) distinct streams and their (n, K) probabilities at once."""
+        if not self.cfg.active:
+            return probs, probs.argmax(axis=1)
+        shown = self._shown[streams]  # (n,) gathered copies
+        fresh = shown < 0
+        if self.cfg.ema == 0.0:
+            avg = probs.copy()
+        else:
+            avg = self.cfg.ema * self._avg[streams] + (1.0 - self.cfg.ema) * probs
+            avg[fresh] = probs[fresh]
+        avg = avg.astype(np.float32, copy=False)
+        best = avg.argmax(axis=1)
+        r = np.arange(len(streams))
+        prev = np.where(fresh, best, shown)
+        switch = fresh | (best == prev) | (avg[r, best] >= avg[r, prev] + self.cfg.hysteresis)
+        shown = np.where(switch, best, prev)
+        self._avg[streams] = avg
+        self._shown[streams] = shown
+        return avg, shown
+
     def update(self, stream: int, probs: np.ndarray) -> tuple[np.ndarray, int]:
         """Fold one frame's (K,) probabilities in; return the smoothed ones and the label to show."""
         if not self.cfg.active:

@@ -2,6 +2,11 @@
 
 Only click at module level (``edgelstm profile --help`` is instant and imports no torch); the table
 goes to stdout, progress to stderr; ``--json`` and ``--plot`` are written atomically.
+
+SIGINT (Ctrl-C) and SIGTERM stop it cleanly, as they stop ``demo``: the measurement in progress is
+dropped, the rows completed so far are printed and written (``"interrupted"`` in the JSON says where it
+stopped), and it exits 0. Stopped before any row completed, it writes nothing and keeps an existing
+``--json``/``--plot`` as it was.
 """
 from __future__ import annotations
 
@@ -59,12 +64,26 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.runtime.profiler import profile_bundle
 
+    import threading
+
+    from edgelstm.runtime.commands import _on_signals
+
     err = Console(stderr=True)
-    report = profile_bundle(bundle, devices=_split(devices), backends=_split(backends),
-                            precisions=_split(precisions), frames=frames, warmup=warmup, fps=fps, source=source,
-                            streams=streams, threads=threads, clip_len=clip_len, checkpoint=checkpoint,
-                            accuracy=accuracy, split=split, accuracy_clips=clips, baselines=not no_baselines,
-                            progress=lambda msg: err.print(f"[dim]{msg}[/]"))
+    stop = threading.Event()
+    restore = _on_signals(stop)
+    try:
+        report = profile_bundle(bundle, devices=_split(devices), backends=_split(backends),
+                                precisions=_split(precisions), frames=frames, warmup=warmup, fps=fps, source=source,
+                                streams=streams, threads=threads, clip_len=clip_len, checkpoint=checkpoint,
+                                accuracy=accuracy, split=split, accuracy_clips=clips, baselines=not no_baselines,
+                                progress=lambda msg: err.print(f"[dim]{msg}[/]"), stop=stop)
+    finally:
+        restore()
+    if report.interrupted:
+        err.print(f"[yellow]Interrupted:[/] {report.interrupted}; the partial report follows")
+        if not report.rows and not report.streams:
+            err.print("nothing measured yet: no report written" + (f" ({json_out} left as it was)" if json_out else ""))
+            return
     out = Console(width=max(240, shutil.get_terminal_size((240, 24)).columns))
     out.print(report.table())
     if report.streams:

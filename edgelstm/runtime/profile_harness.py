@@ -28,6 +28,7 @@ from edgelstm.runtime.capture import Frame
 from edgelstm.runtime.engine import Prediction, Timings, check_frame
 from edgelstm.runtime.loop import Decision
 from edgelstm.runtime.postprocess import softmax, top_k
+from edgelstm.runtime.samples import Samples
 from edgelstm.runtime.sources import RawFrame, _Pacer
 from edgelstm.spec import ColourOrder, Manifest, ResizeMode
 
@@ -203,7 +204,7 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def stats(values: Sequence[float]) -> dict[str, float]:
+def stats(values: Sequence[float] | Samples) -> dict[str, float]:
     """p50, p90, p99 and mean of ``values`` (NaN when empty), rounded to microseconds."""
     if not len(values):
         return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "mean": math.nan}

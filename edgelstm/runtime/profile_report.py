@@ -90,6 +90,7 @@ class ProfileReport:
     rows: list[Row] = field(default_factory=list)
     streams: list[StreamsRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    interrupted: str = ""      # a signal stopped the run: what was in progress (its rows are left out)
 
     def row(self, mode: str, backend: str = "", precision: str = "", device: str = "") -> Row | None:
         for r in self.rows:
@@ -106,7 +107,8 @@ class ProfileReport:
             rows.append(_clean(d))
         streams = [{**_clean(asdict(s)), "all_decided": s.all_decided} for s in self.streams]
         return {"bundle": self.bundle, "model": self.model, "machine": self.machine, "settings": self.settings,
-                "stages": list(STAGES), "rows": rows, "streams": streams, "notes": self.notes}
+                "stages": list(STAGES), "rows": rows, "streams": streams, "notes": self.notes,
+                "interrupted": self.interrupted}
 
     def json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2) + "\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,7 +82,7 @@ class SoakReport:
     seconds: float
     rss_start_mb: float
     rss_end_mb: float
-    loop_stats_mb: float                # what run_loop's per-decision lists hold at the end (grows with frames)
+    loop_stats_mb: float                # what LoopStats's fixed sample rings hold (does not grow with frames)
     max_abs_h: float
     max_abs_c: float
     window: int                         # frames in each of the first/last latency windows
@@ -101,8 +100,8 @@ class SoakReport:
 
     @property
     def growth_without_stats_mb(self) -> float:
-        """RSS growth less what LoopStats's per-decision lists account for."""
-        return self.rss_growth_mb - self.loop_stats_mb
+        """RSS growth (LoopStats's rings are allocated before the start mark, so nothing to subtract)."""
+        return self.rss_growth_mb
 
     @property
     def drift(self) -> float:
@@ -128,7 +127,6 @@ def soak(bundle: str | Path | Bundle, *, frames: int = 100_000, video: str | Pat
     for _ in range(20):  # warm-up outside the measured window
         eng.step_batch([np.zeros((*synthetic_size, 3), np.uint8)] * 2)
     eng.reset()
-    state = eng._state  # (num_layers, S, hidden) per state input: read-only here; no public accessor yet
     peak = {H_IN: 0.0, C_IN: 0.0}
     totals = np.zeros(frames, np.float64)  # preallocated: the probe itself must not grow
     n = [0]
@@ -145,9 +143,10 @@ def soak(bundle: str | Path | Bundle, *, frames: int = 100_000, video: str | Pat
             on_decision.last = d.prediction.timings  # type: ignore[attr-defined]
             totals[n[0]] = d.prediction.timings.total
             n[0] += 1
-            for k in peak:
-                v = float(np.abs(state[k]).max())
-                peak[k] = v if not v == v else max(peak[k], v)  # NaN sticks: it must fail the bound
+            for s in (0, 1):
+                for k, arr in zip((H_IN, C_IN), eng.state(s)):
+                    v = float(np.abs(arr).max())
+                    peak[k] = v if not v == v or not peak[k] == peak[k] else max(peak[k], v)  # NaN sticks
 
     gc.collect()
     t0 = time.monotonic()
@@ -156,8 +155,7 @@ def soak(bundle: str | Path | Bundle, *, frames: int = 100_000, video: str | Pat
     gc.collect()
     rss1 = proc.memory_info().rss
     rss0 = rss.get("start", rss1)
-    # run_loop keeps every decision's timings and age in Python lists (LoopStats): its growth, not a leak
-    stats_bytes = sum(sys.getsizeof(v) + 24 * len(v) for v in [*st.stages_ms.values(), st.ages_ms, st.batch_sizes])
+    stats_bytes = st.nbytes  # LoopStats's sample rings: fixed at construction, allocated before RSS "start"
     totals = totals[:n[0]]
     if st.error:
         raise RuntimeError(f"soak: a source failed: {st.error}")

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 import logging
 import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -60,6 +61,11 @@ class Settings:
     clip_len: int = 0          # window of clip re-inference; 0: the manifest's clip length
     threads: int | None = None
     baselines: bool = True     # clip re-inference and PyTorch eager rows
+    abort: threading.Event | None = field(default=None, compare=False)  # set: stop now, keep the rows done
+
+
+class Interrupted(Exception):
+    """``Settings.abort`` was set (a signal): the measurement in progress is dropped."""
 
 
 def default_configs(bundle: Bundle, *, devices: Sequence[str] | None = None, backends: Sequence[str] | None = None,
@@ -123,8 +129,12 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
                    source: str = "synthetic", streams: int = 1, clip_len: int = 0, threads: int | None = None,
                    checkpoint: str | Path | None = None, accuracy: str | None = None, split: str = "test",
                    accuracy_clips: int | None = 200, baselines: bool = True,
-                   progress: Callable[[str], None] | None = None) -> ProfileReport:
-    """Profile ``bundle`` in the live loop; see the module docstring. Returns a :class:`ProfileReport`."""
+                   progress: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> ProfileReport:
+    """Profile ``bundle`` in the live loop; see the module docstring. Returns a :class:`ProfileReport`.
+
+    ``stop`` set (a signal handler, another thread) ends the run early: the measurement in progress is
+    dropped and the report holds the rows completed so far, with ``report.interrupted`` saying where.
+    """
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     m = b.manifest
     if m.model.kind != ModelKind.FRAMES or m.preprocess is None:
@@ -136,7 +146,7 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
             raise UsageError(f"{name}={value!r}", expected=f"an integer >= {low}", fix=f"pass --{name} {max(low, 1)}")
     if not fps > 0:
         raise UsageError(f"fps={fps!r}", expected="a camera rate > 0", fix="pass --fps 30")
-    s = Settings(frames, warmup, fps, source, streams, clip_len or m.temporal.clip_len, threads, baselines)
+    s = Settings(frames, warmup, fps, source, streams, clip_len or m.temporal.clip_len, threads, baselines, stop)
     notes: list[str] = []
     if configs is None:
         configs, notes = default_configs(b, devices=devices, backends=backends, precisions=precisions)
@@ -149,25 +159,54 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
                            {"frames": frames, "warmup": warmup, "fps": fps, "source": source if source !=
                             "synthetic" else "the synthetic camera (640x480, replayed)", "streams": streams,
                             "clip_len": s.clip_len, "threads": threads}, notes=notes)
-    for cfg in configs:
-        say(f"profiling {cfg.label}")
-        t0 = time.perf_counter()
-        eng = Engine.load(b, device=cfg.device, backend=str(cfg.backend), precision=str(cfg.precision),
-                          threads=threads)
-        report.rows.append(_measure(b, eng, s, camera, label=cfg.label, mode="stream", device=cfg.device,
-                                    load_s=time.perf_counter() - t0))
-        del eng
-    if baselines:
-        _baselines(b, report, s, camera, configs, checkpoint, say)
-    if streams > 1:
-        cfg = configs[0]
-        say(f"{streams} streams: one engine against {streams} engines ({cfg.label})")
-        report.streams += measure_streams(b, cfg, streams, s, camera, threads=threads)
-    if accuracy is not None:
-        say(f"accuracy on {accuracy} ({split})")
-        profile_accuracy.add_accuracy(b, report, accuracy, split=split, limit=accuracy_clips,
-                                      checkpoint=_checkpoint_or_none(b, checkpoint, report))
+    say_int8 = _int8_notes(b, configs, streams)
+    for note in say_int8:
+        if note not in report.notes:
+            report.notes.append(note)
+    done = "configurations"
+    try:
+        for cfg in configs:
+            done = f"profiling {cfg.label}"
+            say(done)
+            t0 = time.perf_counter()
+            eng = Engine.load(b, device=cfg.device, backend=str(cfg.backend), precision=str(cfg.precision),
+                              threads=threads)
+            report.rows.append(_measure(b, eng, s, camera, label=cfg.label, mode="stream", device=cfg.device,
+                                        load_s=time.perf_counter() - t0))
+            del eng
+        if baselines:
+            done = "baselines"
+            _baselines(b, report, s, camera, configs, checkpoint, say)
+        if streams > 1:
+            cfg = configs[0]
+            done = f"{streams} streams"
+            say(f"{streams} streams: one engine against {streams} engines ({cfg.label})")
+            report.streams += measure_streams(b, cfg, streams, s, camera, threads=threads)
+        if accuracy is not None:
+            done = "accuracy"
+            say(f"accuracy on {accuracy} ({split})")
+            if stop is not None and stop.is_set():
+                raise Interrupted
+            profile_accuracy.add_accuracy(b, report, accuracy, split=split, limit=accuracy_clips,
+                                          checkpoint=_checkpoint_or_none(b, checkpoint, report))
+    except Interrupted:
+        report.interrupted = f"stopped during {done.removeprefix('profiling ')}; {len(report.rows)} row(s) complete"
+        log.warning("profile %s", report.interrupted)
     return report
+
+
+def _int8_notes(b: Bundle, configs: Sequence[ProfileConfig], streams: int) -> list[str]:
+    """The quantization report's per-batch verdict for each backend profiled with INT8 (or asked about)."""
+    from edgelstm.runtime.engine import int8_verdict
+
+    notes = []
+    for be in dict.fromkeys(c.backend for c in configs):
+        if not b.manifest.quantization:
+            continue
+        ok, why = int8_verdict(b.manifest, be, streams)
+        if not ok and "does not pay" in why:
+            notes.append(f"{be}: {why.replace('INT8 does not pay', 'INT8 does not pay (ratio by batch)', 1)}")
+    return notes
 
 
 def _model_info(b: Bundle) -> dict[str, Any]:
@@ -185,19 +224,30 @@ def _sources(s: Settings, camera: list[np.ndarray], *, live: bool, n: int = 1, l
 
 
 def run_measured(engine: Any, sources: Sequence[Source], *, max_frames: int | None = None,
-                 seconds: float | None = None) -> tuple[LoopStats, Probe]:
-    """run_loop with a :class:`Probe`, every frame fed (rate 'all'), until ``max_frames`` or ``seconds``."""
+                 seconds: float | None = None, abort: threading.Event | None = None) -> tuple[LoopStats, Probe]:
+    """run_loop with a :class:`Probe`, every frame fed (rate 'all'), until ``max_frames`` or ``seconds``.
+
+    ``abort`` set (from any thread) stops the loop within 50 ms and raises :class:`Interrupted`.
+    """
     probe = Probe()
     stop = threading.Event()
-    timer = threading.Timer(seconds, stop.set) if seconds else None
-    if timer is not None:
-        timer.start()
+    deadline = time.monotonic() + seconds if seconds else math.inf
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            if time.monotonic() >= deadline or (abort is not None and abort.is_set()):
+                stop.set()
+
+    watcher = threading.Thread(target=watch, name="profile-timer", daemon=True)
+    watcher.start()
     try:
         st = run_loop(cast(Engine, engine), list(sources), on_decision=probe, stop_event=stop, max_frames=max_frames,
                       rate=Rate.ALL, stall_timeout_s=10.0)
     finally:
-        if timer is not None:
-            timer.cancel()
+        stop.set()
+        watcher.join()
+    if abort is not None and abort.is_set():
+        raise Interrupted
     if st.error:
         raise UsageError(f"the source failed while profiling: {st.error}", fix="check --source")
     return st, probe
@@ -211,9 +261,9 @@ def _measure(b: Bundle, eng: Any, s: Settings, camera: list[np.ndarray], *, labe
         first = eng.step(frame).timings.total  # cold: the first inference on a freshly loaded model
         for i in range(s.warmup + window):
             eng.step(camera[i % len(camera)] if camera else frame)
-        st, probe = run_measured(eng, _sources(s, camera, live=True), max_frames=s.frames)
-        fast, _ = run_measured(eng, _sources(s, camera, live=False), max_frames=max(s.frames, 30))
-        bare_ms = _bare(eng, bare, s.frames)
+        st, probe = run_measured(eng, _sources(s, camera, live=True), max_frames=s.frames, abort=s.abort)
+        fast, _ = run_measured(eng, _sources(s, camera, live=False), max_frames=max(s.frames, 30), abort=s.abort)
+        bare_ms = _bare(eng, bare, s.frames, s.abort)
     stages = {k: stats(v) for k, v in st.stages_ms.items()}
     stages["capture_wait"] = stats(probe.wait_ms)
     info = eng.info
@@ -245,13 +295,15 @@ def _bytes(b: Bundle, eng: Any) -> int:
     return sum(f.bytes for r in roles for f in b.find(r, eng.plan.backend, eng.plan.precision).files)
 
 
-def _bare(eng: Any, bare: Callable[[], object] | None, n: int) -> dict[str, float]:
+def _bare(eng: Any, bare: Callable[[], object] | None, n: int, abort: threading.Event | None = None) -> dict[str, float]:
     """The model call alone at batch 1, back to back, after a few warm calls (ms)."""
     call = bare or engine_call(eng)
     for _ in range(5):
         call()
     times = []
     for _ in range(max(n, 60)):
+        if abort is not None and abort.is_set():
+            raise Interrupted
         t = time.perf_counter_ns()
         call()
         times.append((time.perf_counter_ns() - t) / 1e6)
@@ -356,8 +408,9 @@ def measure_streams(b: Bundle, cfg: ProfileConfig, n: int, s: Settings, camera: 
         for _ in range(s.warmup):
             eng.step_batch([camera[0] if camera else _first_frame(s)] * n)
         eng.reset()
-        st, _ = run_measured(eng, _sources(s, camera, live=True, n=n), seconds=seconds)
-        fast, _ = run_measured(eng, _sources(s, camera, live=False, n=n), max_frames=n * max(s.frames, 30))
+        st, _ = run_measured(eng, _sources(s, camera, live=True, n=n), seconds=seconds, abort=s.abort)
+        fast, _ = run_measured(eng, _sources(s, camera, live=False, n=n), max_frames=n * max(s.frames, 30),
+                               abort=s.abort)
     out.append(_streams_row(cfg, "one engine", n, s, st, [fast], rss.peak))
     del eng
     gc.collect()
@@ -381,13 +434,18 @@ def _threaded(engines: list[Engine], s: Settings, camera: list[np.ndarray], *, l
         src = _sources(s, camera, live=live)[0]
         if isinstance(src, ReplaySource):
             src.offset = 7 * i
-        results[i] = run_measured(engines[i], [src], seconds=seconds, max_frames=max_frames)[0]
+        try:
+            results[i] = run_measured(engines[i], [src], seconds=seconds, max_frames=max_frames, abort=s.abort)[0]
+        except Interrupted:
+            pass
 
     ts = [threading.Thread(target=run, args=(i,), name=f"profile-engine-{i}") for i in range(len(engines))]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    if s.abort is not None and s.abort.is_set():
+        raise Interrupted
     return [r for r in results if r is not None]
 
 
@@ -416,9 +474,9 @@ def _streams_row(cfg: ProfileConfig, layout: str, n: int, s: Settings, st: LoopS
                       decided_fps=round(st.frames_decided / st.wall_s, 1) if st.wall_s else 0.0,
                       capacity_fps=round(_aggregate_fps(fast), 1), read=st.frames_read, decided=st.frames_decided,
                       dropped=st.frames_dropped, age_ms=stats(st.ages_ms), latency_ms=stats(st.stages_ms["total"]),
-                      mean_batch=round(float(np.mean(st.batch_sizes)), 2) if st.batch_sizes else 0.0,
+                      mean_batch=round(st.batch_sizes.lifetime_mean, 2) if st.batch_sizes.count else 0.0,
                       peak_rss_mb=round(peak / 2**20, 1))
 
 
-__all__ = ["ClipModel", "ProfileConfig", "ProfileReport", "Settings", "default_configs", "engine_call",
+__all__ = ["ClipModel", "Interrupted", "ProfileConfig", "ProfileReport", "Settings", "default_configs", "engine_call",
            "measure_streams", "profile_bundle", "run_measured"]

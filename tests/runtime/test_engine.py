@@ -198,3 +198,58 @@ def test_int8_only_when_the_report_says_so(tmp_path: Path) -> None:
     make_toy_bundle(tmp_path / "slow", quantization={"passed": True, "speedup": 0.8})
     m = spec.Manifest.read(tmp_path / "slow" / spec.MANIFEST_NAME)
     assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 passed its gate but was not faster on onnxruntime")
+
+
+def test_int8_by_stream_count(tmp_path: Path) -> None:
+    """With a per-batch report, INT8 from the measured crossover batch on, FP32 below it."""
+    from edgelstm.runtime.engine import int8_verdict
+
+    report = {"backends": {"onnxruntime": {"chosen": {"passed": True}, "int8_fp32_latency_ratio": 1.2,
+                                           "int8_fp32_latency_ratio_by_batch": {"1": 1.2, "8": 0.9, "32": 0.7},
+                                           "int8_pays_from_batch": 8},
+                           "openvino": {"chosen": {"passed": True}, "int8_fp32_latency_ratio": 1.3,
+                                        "int8_fp32_latency_ratio_by_batch": {"1": 1.3, "8": 1.1, "32": 1.05},
+                                        "int8_pays_from_batch": None}}}
+    make_toy_bundle(tmp_path / "b", quantization=report)
+    m = spec.Manifest.read(tmp_path / "b" / spec.MANIFEST_NAME)
+    ok1, why1 = int8_verdict(m, spec.Backend.ONNXRUNTIME, 1)
+    assert not ok1 and "below batch 8" in why1 and "1: 1.20x" in why1
+    assert int8_verdict(m, spec.Backend.ONNXRUNTIME, 7)[0] is False
+    assert int8_verdict(m, spec.Backend.ONNXRUNTIME, 8)[0] is True
+    assert int8_verdict(m, spec.Backend.ONNXRUNTIME, 32)[0] is True
+    ok, why = int8_verdict(m, spec.Backend.OPENVINO, 32)
+    assert not ok and "does not pay" in why and "at any batch" in why
+
+
+def test_state_accessor_is_a_copy_of_each_streams_state(toy: Toy) -> None:
+    eng = Engine.load(toy.path, streams=2)
+    h, c = eng.state(1)
+    assert h.shape == c.shape == (1, toy.R.shape[1]) and not h.any() and not c.any()
+    x = frames_rgb = np.random.default_rng(1).integers(0, 256, (1, *toy.size, 3), np.uint8)
+    eng.step(x[0][..., ::-1].copy(), stream=1)  # BGR in
+    _, h_ref, c_ref = toy.step(toy.encode(frames_rgb), np.zeros((1, h.shape[1])), np.zeros((1, h.shape[1])))
+    h1, c1 = eng.state(1)
+    np.testing.assert_allclose(h1, h_ref, atol=TOL)
+    np.testing.assert_allclose(c1, c_ref, atol=TOL)
+    assert not eng.state(0)[0].any()  # the other stream untouched
+    h1[...] = 99.0  # a copy: the engine's state does not change
+    assert np.abs(eng.state(1)[0]).max() < 1.0
+    with pytest.raises(UsageError, match="stream 2"):
+        eng.state(2)
+
+
+def test_large_frames_are_halved_before_the_area_resize(toy: Toy) -> None:
+    """640x480 -> 8x8: exact 2x2 box halvings, then INTER_AREA. Against the exact float box average the
+    result is off by rounding only (each halving rounds once): at most 4 grey levels, mean under 0.5."""
+    import cv2
+
+    from edgelstm.runtime.profile_harness import render_frames
+
+    eng = Engine.load(toy.path)
+    for frame in render_frames(4):
+        eng._prepare(0, frame, spec.ColourOrder.BGR)
+        got = eng._buf[0].astype(np.float64)[..., ::-1]  # the graph takes RGB
+        exact = frame.astype(np.float64).reshape(8, 60, 8, 80, 3).mean(axis=(1, 3))
+        direct = cv2.resize(frame, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
+        assert np.abs(got - exact).max() <= 4.0 and np.abs(got - exact).mean() < 0.5
+        assert np.abs(direct - exact).max() <= 0.5  # the direct path: one rounding

@@ -193,24 +193,47 @@ def test_signal_ends_demo_cleanly_and_flushes(toy: Toy, tmp_path: Path, sig: sig
     assert not list(tmp_path.glob(".*partial*"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_ends_profile_without_partial_output(toy: Toy, tmp_path: Path, sig: signal.Signals) -> None:
-    """`edgelstm profile` interrupted mid-measurement: no traceback, a non-zero exit, and its --json (written
-    atomically at the end) neither half-written nor replacing the previous report."""
-    report = tmp_path / "r.json"
-    report.write_text('{"previous": true}\n')
-    p = subprocess.Popen([sys.executable, "-m", "edgelstm", "profile", str(toy.path), "--no-baselines",
-                          "--frames", "5000", "--json", str(report)],
+def _profile_until(args: list[str], marker: str) -> subprocess.Popen[str]:
+    p = subprocess.Popen([sys.executable, "-m", "edgelstm", "profile", *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stderr is not None
     seen = ""
-    deadline = time.monotonic() + 40
-    while "profiling" not in seen:  # the live loop is running
+    deadline = time.monotonic() + 60
+    while marker not in seen:
         assert time.monotonic() < deadline and p.poll() is None, seen
         seen += p.stderr.readline()
+    return p
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_before_any_row_leaves_the_previous_report(toy: Toy, tmp_path: Path, sig: signal.Signals) -> None:
+    """`edgelstm profile` stopped during its first configuration: exit 0 like demo, no traceback, and its
+    --json (nothing measured) neither half-written nor replacing the previous report."""
+    report = tmp_path / "r.json"
+    report.write_text('{"previous": true}\n')
+    p = _profile_until([str(toy.path), "--no-baselines", "--frames", "5000", "--json", str(report)], "profiling")
     time.sleep(0.5)
     p.send_signal(sig)
-    _, stderr = p.communicate(timeout=30)
-    assert p.returncode != 0 and "Traceback" not in seen + stderr
+    out, stderr = p.communicate(timeout=30)
+    assert p.returncode == 0 and "Traceback" not in out + stderr, stderr
+    assert "Interrupted" in stderr and "no report written" in stderr
     assert report.read_text() == '{"previous": true}\n'
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["r.json"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_keeps_the_rows_completed_so_far(toy: Toy, tmp_path: Path, sig: signal.Signals) -> None:
+    """Stopped during the multi-stream part: the configurations already measured are printed and written
+    (atomically), the JSON says where it stopped, and the interrupted part is left out."""
+    report = tmp_path / "r.json"
+    p = _profile_until([str(toy.path), "--no-baselines", "--device", "cpu", "--precision", "fp32", "--frames", "10",
+                        "--warmup", "2", "--streams", "2", "--json", str(report)], "streams: one engine")
+    time.sleep(0.3)
+    p.send_signal(sig)
+    out, stderr = p.communicate(timeout=30)
+    assert p.returncode == 0 and "Traceback" not in out + stderr, stderr
+    assert "Interrupted" in stderr and "onnxruntime fp32" in out  # the completed row's table
+    data = json.loads(report.read_text())
+    assert len(data["rows"]) == 1 and data["rows"][0]["frames"] == 10 and data["streams"] == []
+    assert "2 streams" in data["interrupted"]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["r.json"]
