@@ -27,6 +27,7 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     from rich.console import Console
 
     from edgelstm.export import export_bundle
+    from edgelstm.fsutil import write_text_atomic
     from edgelstm.runtime.commands import demo
     from edgelstm.runtime.profiler import profile_bundle
     from edgelstm.train.pipeline import train_stage
@@ -67,15 +68,16 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     prof = profile_bundle(bundle, frames=profile_frames, checkpoint=Path(student["checkpoint"]))
     times["profile"] = time.perf_counter() - t
     console.print(prof.table())
-    prof_json = out / "profile.json"
-    prof.write_json(prof_json)
+    prof_json, prof_png = out / "profile.json", out / "profile.png"
+    write_text_atomic(prof_json, prof.json_text())
+    prof.plot(prof_png)
 
     total = time.perf_counter() - t0
     console.rule("[bold green]done[/]")
     console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0)")
     console.print(f"Annotated demo:    {video}")
     console.print(f"Demo decisions:    {jsonl}")
-    console.print(f"Profile (JSON):    {prof_json}")
+    console.print(f"Profile:           {prof_json}, {prof_png}")
     console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
                   + f"; total {total:.0f} s")
 

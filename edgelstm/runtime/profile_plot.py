@@ -21,46 +21,47 @@ def _f(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if abs(x) < 1000 else f"{x:.0f}"
 
 
-def _quad(s: dict[str, float]) -> str:
-    return "/".join(_f(s.get(k)) for k in ("p50", "p90", "p99", "mean"))
-
-
 def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
+def _trio(s: dict[str, float]) -> str:
+    return "/".join(_f(s.get(k)) for k in ("p50", "p90", "p99"))
+
+
 def rows_table(report: ProfileReport) -> Any:
+    """Two tables that fit a terminal: the decision as a whole, then where its time goes per stage."""
+    from rich.console import Group
     from rich.table import Table
 
     has_acc = any(r.accuracy is not None for r in report.rows)
-    t = Table(title=f"edgelstm profile: {report.bundle}", caption=machine_line(report.machine) + "; " +
-              f"{report.settings['frames']} decisions per row at {report.settings['fps']:g} fps from "
-              f"{report.settings['source']}; stage columns are p50/p90/p99/mean in ms", caption_justify="left")
-    t.add_column("configuration", no_wrap=True)
-    t.add_column("runs in", no_wrap=True)
-    t.add_column("first ms", justify="right")
-    for s in STAGES:
-        t.add_column(f"{STAGE_TITLES[s]}\np50/p90/p99/mean", justify="right", no_wrap=True)
-    t.add_column("model only\np50 ms", justify="right")
-    t.add_column("loop /\nmodel", justify="right")
-    t.add_column("frame age\np50/p99 ms", justify="right", no_wrap=True)
-    t.add_column("FPS\n(max)", justify="right")
-    t.add_column("dropped", justify="right")
-    t.add_column("peak RSS", justify="right")
-    t.add_column("size", justify="right")
+    summary = Table(title=f"edgelstm profile: {report.bundle}")
+    for col, just in (("configuration", "left"), ("runs in", "left"), ("first\nms", "right"),
+                      ("total ms\np50/p90/p99", "right"), ("model only\np50 ms", "right"), ("loop /\nmodel", "right"),
+                      ("frame age\np50/p99 ms", "right"), ("FPS\n(max)", "right"), ("dropped", "right"),
+                      ("peak\nRSS", "right"), ("size", "right")):
+        summary.add_column(col, justify=just)  # type: ignore[arg-type]
     if has_acc:
-        t.add_column("accuracy", justify="right")
-        t.add_column("agrees\nw/ FP32", justify="right")
+        summary.add_column("accuracy", justify="right")
+        summary.add_column("agrees\nw/ FP32", justify="right")
+    stages = Table(title="per stage, ms p50/p90/p99 (mean in --json)", caption=machine_line(report.machine) + "; " +
+                   f"{report.settings['frames']} decisions per row at {report.settings['fps']:g} fps from "
+                   f"{report.settings['source']}", caption_justify="left")
+    stages.add_column("configuration")
+    for st in STAGES:
+        stages.add_column(STAGE_TITLES[st], justify="right", no_wrap=True)
     for r in report.rows:
-        stages = [_quad(r.stages[s]) if not (s == "encoder" and r.graph != "split") else "–" for s in STAGES]
-        cells = [r.label, f"{r.inference_precision or r.precision}, {r.threads or 'auto'} thr",
-                 _f(r.first_ms), *stages, _f(r.bare_ms.get("p50"), 3), _f(r.overhead) + "×",
+        style = "dim" if r.mode != "stream" else None
+        cells = [r.label, f"{r.inference_precision or r.precision}, {r.threads or 'auto'} thr", _f(r.first_ms),
+                 _trio(r.stages["total"]), _f(r.bare_ms.get("p50"), 3), _f(r.overhead) + "×",
                  f"{_f(r.age_ms.get('p50'), 1)}/{_f(r.age_ms.get('p99'), 1)}", _f(r.fps, 0), str(r.dropped),
                  f"{r.peak_rss_mb:.0f} MB", _size(r.model_bytes) if r.model_bytes else "–"]
         if has_acc:
             cells += [_pct(r.accuracy), _pct(r.agreement)]
-        t.add_row(*cells, style="dim" if r.mode != "stream" else None)
-    return t
+        summary.add_row(*cells, style=style)
+        stages.add_row(r.label, *[_trio(r.stages[st]) if not (st == "encoder" and r.graph != "split") else "–"
+                                  for st in STAGES], style=style)
+    return Group(summary, stages)
 
 
 def _pct(x: float | None) -> str:

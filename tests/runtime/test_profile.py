@@ -40,7 +40,7 @@ def test_profile_table_json_png(bundle: Path, tmp_path: Path) -> None:
     assert code == 0, err
     for h in STAGE_HEADERS:
         assert h in out
-    assert out.count("p50/p90/p99/mean") >= len(STAGE_HEADERS)  # one per stage column (and the caption)
+    assert "per stage, ms p50/p90/p99" in out and "total ms" in out  # the summary and the per-stage table
     assert "clip re-inference" in out and "PyTorch eager" in out and "frame age" in out
     data = json.loads(js.read_text())
     assert data["stages"] == ["capture_wait", "preprocess", "encoder", "step", "postprocess", "total"]
@@ -95,7 +95,9 @@ def test_profile_accuracy_library(bundle: Path) -> None:
     clip = next(x for x in r.rows if x.mode == "clip")
     assert clip.agreement is not None and clip.agreement > 0.95  # the same FP32 arithmetic, run as a clip
     assert r.settings["accuracy"]["clips"] == 12
-    assert "configuration" in str(r.table().columns[0].header)
+    summary, stages = r.table().renderables
+    assert "configuration" in str(summary.columns[0].header) and "accuracy" in [str(c.header) for c in summary.columns]
+    assert len(stages.rows) == len(summary.rows) == len(r.rows)
 
 
 @pytest.mark.parametrize("args, message", [
