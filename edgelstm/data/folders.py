@@ -61,6 +61,9 @@ def discover_folder(root: Path) -> tuple[list[str], dict[str, list[Entry]], str]
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     if "train" in split_dirs:
         classes = sorted({d.name for f in split_dirs.values() for d in _class_dirs(f)})
+        declared = _declared_classes(root)
+        if declared is not None and set(classes) <= set(declared):
+            classes = declared  # e.g. the synthetic set on disk keeps its class ids
         if not classes:
             raise DataError("split folders hold no class folders", expected="ROOT/train/<class>/<clip>.avi",
                             fix="put each class's clips in its own folder", path=root / "train")
@@ -74,6 +77,18 @@ def discover_folder(root: Path) -> tuple[list[str], dict[str, list[Entry]], str]
                         "train/val/test), or UCF101 lists trainlist01.txt/testlist01.txt",
                         fix="arrange the videos one folder per class", path=root)
     return classes, {"all": _entries_from_class_dirs(root, classes)}, "class-folders"
+
+
+def _declared_classes(root: Path) -> list[str] | None:
+    """Class order from a ``synthetic.json`` written beside the splits, if any."""
+    info = root / "synthetic.json"
+    if not info.is_file():
+        return None
+    try:
+        classes = json.loads(info.read_text()).get("classes")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return [str(c) for c in classes] if isinstance(classes, list) else None
 
 
 def _discover_ucf(root: Path, trainlist: Path) -> tuple[list[str], dict[str, list[Entry]], str]:

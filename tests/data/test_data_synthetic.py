@@ -45,6 +45,7 @@ def test_cli_writes_videos_that_load_back(tmp_path) -> None:
     assert json.loads((out / "synthetic.json").read_text())["splits"] == {"train": 10, "val": 10, "test": 10}
     ds = load_dataset(out, size=(16, 16), clip_len=5, cache_dir=tmp_path / "cache")
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 10, "val": 10, "test": 10}
+    assert ds.classes == CLASSES  # same class ids as the embedded set, so its checkpoints evaluate here
     ref = SyntheticActions(SyntheticConfig(size=(16, 16), clip_len=5, train=10), "train")
     clip, label = ref[3]
     i = ds.classes.index(CLASSES[label])
