@@ -20,7 +20,7 @@ import click
               help="Replace an earlier quickstart's bundle in --out.")
 @click.option("--demo-frames", type=click.IntRange(min=1), default=150, show_default=True,
               help="Decisions the demo makes on the synthetic camera.")
-@click.option("--profile-frames", type=click.IntRange(min=20), default=300, show_default=True,
+@click.option("--profile-frames", type=click.IntRange(min=20), default=150, show_default=True,
               help="Frames timed per configuration in the profile.")
 def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) -> None:
     """Train, distill, export, quantize, demo and profile on the built-in synthetic dataset (no download)."""

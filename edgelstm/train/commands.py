@@ -52,6 +52,9 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Overwrite a run already in --out."),
         click.option("--step-loss", default=0.0, show_default=True,
                      help="Weight of an extra CE at every step of a causal model."),
+        click.option("--stream-pairs", is_flag=True,
+                     help="Causal models: also train on pairs of clips back to back with no state reset, so the "
+                          "model lets go of the last action on a continuous stream."),
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
@@ -64,7 +67,8 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                       cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else None)
     return TrainConfig(model=model, out=Path(kw["out"]), data=data, epochs=kw["epochs"], batch_size=kw["batch_size"],
                        lr=kw["lr"], schedule=kw["schedule"], seed=kw["seed"], threads=kw["threads"],
-                       resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"])
+                       resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
+                       stream_pairs=kw["stream_pairs"])
 
 
 def _report(r: Any) -> None:
@@ -95,17 +99,15 @@ def train(model: str | None, **kw: Any) -> None:
               help="How the student's time steps are weighted in the loss.")
 @click.option("--feature-weight", default=0.0, show_default=True,
               help="Weight of matching the teacher's final features (0: off).")
-@click.option("--stream-pairs", is_flag=True,
-              help="Also train on pairs of clips back to back with no state reset (for continuous streams).")
 @_training_options
 def distill(teacher: str, student: str, alpha: float, temperature: float, step_weighting: str,
-            feature_weight: float, stream_pairs: bool, **kw: Any) -> None:
+            feature_weight: float, **kw: Any) -> None:
     """Distill a teacher checkpoint into a small causal student, at every time step."""
     from edgelstm.train.config import DistillConfig
     from edgelstm.train.trainer import distill as run
 
     dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
-                         feature_weight=feature_weight, stream_pairs=stream_pairs)
+                         feature_weight=feature_weight, stream_pairs=kw["stream_pairs"])
     _report(run(_configs(student, kw), dcfg))
 
 

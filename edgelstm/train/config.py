@@ -32,6 +32,7 @@ class TrainConfig:
     schedule: str = "onecycle"     # "onecycle", "cosine" or "constant"
     label_smoothing: float = 0.0
     step_loss: float = 0.0         # weight of CE applied at every step of a causal model (0: last step only)
+    stream_pairs: bool = False     # causal models: also train on two clips back to back (no reset), per segment
     seed: int = 0
     threads: int = 0               # torch.set_num_threads; 0 leaves torch's default
     resume: bool = False

@@ -255,10 +255,36 @@ def last_step(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return steps.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, steps.shape[-1])).squeeze(1)
 
 
+def can_pair(net: nn.Module, b: Batch) -> bool:
+    """Back-to-back pairs need a causal model and a batch of full-length clips."""
+    return has_steps(net) and len(b.y) > 1 and bool((b.lengths == b.x.shape[1]).all())
+
+
+def pair_up(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip followed by another of the batch, with no state reset: (B, 2T, ...) and the partner index."""
+    other = torch.roll(torch.arange(len(b.y), device=b.x.device), 1)
+    return torch.cat([b.x, b.x[other]], 1), other
+
+
 def supervised_loss(cfg: TrainConfig) -> LossFn:
-    """CE on the clip's output; with ``step_loss`` > 0, plus CE at every valid step of a causal model."""
+    """CE on the clip's output; with ``step_loss`` > 0, plus CE at every valid step of a causal model.
+
+    With ``stream_pairs``, half the loss comes from pairs of clips played back to back: the end of
+    each segment must name that segment's class, so the model learns to let go of the last action.
+    """
 
     def loss(net: nn.Module, b: Batch) -> torch.Tensor:
+        total = _one(net, b)
+        if cfg.stream_pairs and can_pair(net, b):
+            x2, other = pair_up(b)
+            steps = net(x2, b.lengths, per_step=True)  # (B, 2T, K)
+            t = b.x.shape[1]
+            ends = torch.cat([steps[:, t - 1], steps[:, 2 * t - 1]])  # (2B, K)
+            total = 0.5 * (total + F.cross_entropy(ends, torch.cat([b.y, b.y[other]]),
+                                                   label_smoothing=cfg.label_smoothing))
+        return total
+
+    def _one(net: nn.Module, b: Batch) -> torch.Tensor:
         if cfg.step_loss > 0 and has_steps(net):
             steps = net(b.x, b.lengths, per_step=True)  # (B, T, K)
             last = last_step(steps, b.lengths)
@@ -305,15 +331,15 @@ def distill_loss(cfg: DistillConfig, teacher_logits: torch.Tensor, teacher_feats
 
     def loss(net: nn.Module, b: Batch) -> torch.Tensor:
         total = _one(net, b)
-        if cfg.stream_pairs and has_steps(net) and len(b.y) > 1 and bool((b.lengths == b.x.shape[1]).all()):
+        if cfg.stream_pairs and can_pair(net, b):
             total = 0.5 * (total + _pairs(net, b))
         return total
 
     def _pairs(net: nn.Module, b: Batch) -> torch.Tensor:
         """Each clip followed by another (no state reset): every step learns its own segment's target."""
-        other = torch.roll(torch.arange(len(b.y), device=b.x.device), 1)
+        x2, other = pair_up(b)
         t = b.x.shape[1]
-        s = net(torch.cat([b.x, b.x[other]], 1), b.lengths, per_step=True)  # (B, 2T, K)
+        s = net(x2, b.lengths, per_step=True)  # (B, 2T, K)
         y = torch.cat([b.y.view(-1, 1).expand(-1, t), b.y[other].view(-1, 1).expand(-1, t)], 1)  # (B, 2T)
         t_all = teacher_logits[b.index].to(b.x.device)
         t_steps = torch.cat([t_all.unsqueeze(1).expand(-1, t, -1), t_all[other].unsqueeze(1).expand(-1, t, -1)], 1)
