@@ -85,12 +85,20 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
 def _train_table(rows: list[dict]) -> object:  # type: ignore[type-arg]
     from rich.table import Table
 
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
     teacher = next(r for r in rows if r["name"] == "teacher")
-    table = Table(title="Synthetic actions, test split")
-    for col in ("model", "test accuracy", "params", "MACs / frame", "MACs vs teacher", "train s"):
+    table = Table(title="Synthetic actions, test split (accuracy at the clip's end, after 25% / 50% of it, and on "
+                        "the 2nd of two clips streamed back to back with no reset)")
+    for col in ("model", "test accuracy", "@25%", "@50%", "2nd clip", "params", "MACs / frame", "MACs vs teacher",
+                "train s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        table.add_row(r["name"], f"{100 * r['test_accuracy']:.1f}%", f"{r['params']:,}", f"{r['macs_per_frame']:,}",
+        early = r.get("early_accuracy") or {}
+        stream = r.get("stream_accuracy") or {}
+        table.add_row(r["name"], pct(r["test_accuracy"]), pct(early.get("0.25")), pct(early.get("0.5")),
+                      pct(stream.get("second")), f"{r['params']:,}", f"{r['macs_per_frame']:,}",
                       f"{teacher['macs_per_frame'] / max(r['macs_per_frame'], 1):.1f}x fewer"
                       if r is not teacher else "-", f"{r['seconds']:.0f}")
     return table
