@@ -90,11 +90,14 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
     from edgelstm.runtime.loop import run_loop
     from edgelstm.runtime.outputs import display_available
     from edgelstm.runtime.postprocess import Smoothing
-    from edgelstm.runtime.sources import open_source
+    from edgelstm.runtime.sources import open_source, synthetic_camera_size
 
     engine = Engine.load(bundle, device=device, backend=backend, precision=precision, threads=threads,
                          streams=len(sources), graph=graph, smoothing=Smoothing(ema, hysteresis), top_k=top_k)
-    srcs = [open_source(s, realtime=realtime, fps=fps, timeout_s=open_timeout) for s in sources]
+    m = engine.manifest
+    scene = {"clip_len": m.temporal.clip_len, "fps": fps or m.temporal.train_fps,
+             "size": synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)}
+    srcs = [open_source(s, realtime=realtime, timeout_s=open_timeout, **scene) for s in sources]
     if show:
         show, why = display_available()
         if not show:

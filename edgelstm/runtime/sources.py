@@ -222,17 +222,24 @@ class SyntheticSource:
             self._thread = None
 
 
+def synthetic_camera_size(model_size: tuple[int, int], long_side: int = 480) -> tuple[int, int]:
+    """A camera-like frame size with the model's aspect ratio (the synthetic scenes are not squashed)."""
+    scale = max(1, long_side // max(model_size))
+    return model_size[0] * scale, model_size[1] * scale
+
+
 def open_source(spec: str | int | Path, *, realtime: bool = False, fps: float | None = None,
-                size: tuple[int, int] = (480, 640), timeout_s: float = 5.0) -> Source:
+                size: tuple[int, int] = (480, 640), timeout_s: float = 5.0, clip_len: int = 16) -> Source:
     """A source from what a user types: ``0`` (camera), a file, a folder, a URL, or ``synthetic``.
 
     ``realtime`` plays a file at its own fps (frames the model cannot keep up with are dropped, as
     with a camera); by default a file is read frame by frame, so every decision is reproducible.
-    ``fps`` paces the synthetic source and dates the images of a folder (default 15).
+    ``fps`` paces the synthetic source and dates the images of a folder (default 15); ``size`` and
+    ``clip_len`` shape the synthetic scenes (give the model's clip length so actions last as in training).
     """
     text = str(spec).strip()
     if text == "synthetic":
-        return SyntheticSource(size=size, fps=fps or 15.0)
+        return SyntheticSource(size=size, fps=fps or 15.0, clip_len=clip_len)
     if text.isdigit():
         return CaptureSource(int(text), timeout_s=timeout_s)
     if text.startswith(URL_SCHEMES):
