@@ -52,7 +52,7 @@ def build_run(run: Path, quick: bool) -> Path:
 
     cfg = StageConfig(teacher_epochs=1, student_epochs=1, pooling_epochs=1, counts=(320, 60, 200), progress=False) \
         if quick else StageConfig(progress=False)
-    if not (run / "train_stage.json").exists():
+    if not (run / "train_stage.json").exists() and not (run / "train" / "train_stage.json").exists():
         print(f"training the default teacher and student into {run} ({'quick' if quick else 'full'} settings)...")
         train_stage(run, config=cfg)
     return run
@@ -72,7 +72,9 @@ def find_bundle(run: Path, student: Path) -> Path:
 
 
 def stage_rows(run: Path) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in json.loads((run / "train_stage.json").read_text())["rows"]}
+    # a run made by this script keeps train_stage.json at its top; the quickstart's keeps it in train/
+    path = next(p for p in (run / "train_stage.json", run / "train" / "train_stage.json") if p.exists())
+    return {r["name"]: r for r in json.loads(path.read_text())["rows"]}
 
 
 def eager_clip_ms(ckpt: Path, size: tuple[int, int], t: int, repeats: int = 30) -> float:

@@ -49,15 +49,39 @@ def _print(renderable: object) -> None:
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Largest accuracy drop (points) INT8 may cost against FP32 on the held-out split.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete).")
+@click.option("--device", default=None,
+              help="Target device profile (`edgelstm devices`, or a .toml): adds the format its backend needs.")
 def export(checkpoint: Path, out: Path, formats: str, int8: bool, calib_data: str | None, size: str | None,
-           graph: str, max_drop: float, force: bool) -> None:
+           graph: str, max_drop: float, force: bool, device: str | None) -> None:
     """Export CHECKPOINT as a streaming bundle: step, encoder and clip models plus manifest.json."""
     from edgelstm.export.exporter import export_bundle
 
+    if device is not None:
+        formats = _formats_for_device(device, formats, size)
     report = export_bundle(checkpoint, out, formats=formats, int8=int8, calib_data=calib_data, size=_size(size),
                            force=force, max_drop=max_drop, graph=graph)
     _print(report.table())
     click.echo(f"bundle: {report.path}")
+
+
+def _formats_for_device(device: str, formats: str, size: str | None) -> str:
+    """The formats a device profile's backend needs, added to ``formats``; notes what the profile suggests."""
+    from edgelstm.devices import load_profile, usable
+    from edgelstm.spec import Backend
+
+    profile = load_profile(device)
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    if profile.backend == Backend.OPENVINO and "openvino" not in wanted:
+        wanted.append("openvino")
+    ok, why = usable(profile)
+    if not ok:
+        click.echo(f"note: profile '{profile.name}' is not usable on this machine ({why}); exporting for it anyway",
+                   err=True)
+    if size is None:
+        h, w = profile.input_size
+        click.echo(f"note: profile '{profile.name}' suggests {h}x{w} input; the bundle keeps the training size "
+                   f"unless you pass --size {h},{w}", err=True)
+    return ",".join(wanted)
 
 
 @click.command("quantize")
