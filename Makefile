@@ -19,14 +19,14 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/edgelstm quickstart --out $(RUN)
 
-# The suite, then the on-device install check (a second venv with the base install only, no torch).
+# The on-device install check (a second venv with the base install only, no torch), then the suite.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/runtime/test_base_install.py --runslow
+	$(BIN)/python -m pytest -p no:cacheprovider tests/runtime/test_base_install.py --runslow
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 # The on-device install: base dependencies only, no torch. Proves runtime/ and the demo run without the extras.
 test-base: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/runtime/test_base_install.py --runslow
+	$(BIN)/python -m pytest -p no:cacheprovider tests/runtime/test_base_install.py --runslow
 
 # Every speed figure in the README: reuses the quickstart's run (trains it first if missing).
 bench: $(STAMP)
