@@ -199,3 +199,25 @@ def stream_accuracy(model: nn.Module, split: Split, *, batch_size: int = 64,
             second.append(steps[:, 2 * t - 1].argmax(-1))
     return {"first": float((np.concatenate(first) == split.y).mean()),
             "second": float((np.concatenate(second) == split.y[other]).mean())}
+
+
+def checkpoint_reference(path: str | Path, *, batch_size: int = 64):  # noqa: ANN201
+    """A PyTorch checkpoint as a per-step logits function ``(X, lengths) -> (N, T, K)``, for comparing a
+    bundle's artefacts with the model they came from (``edgelstm eval BUNDLE --checkpoint CKPT``)."""
+    from edgelstm.errors import UsageError
+    from edgelstm.models.checkpoint import load_checkpoint
+
+    model = load_checkpoint(path).model.eval()
+    if not (getattr(model, "causal", False) and hasattr(model, "step_logits")):
+        raise UsageError(f"checkpoint '{path}' holds a non-causal model", path=path,
+                         expected="the causal model the bundle was exported from",
+                         fix="pass the student checkpoint the bundle came from")
+
+    def torch_checkpoint(X: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(X), batch_size):
+                out.append(model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size]))).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+
+    return torch_checkpoint

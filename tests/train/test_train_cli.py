@@ -147,3 +147,19 @@ def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytes
                 "--artifact", "onnxruntime:int8"])
     assert json.loads(out)["accuracy"] == 0.25
     assert calls["shape"][1:] == (4, 16, 16, 3) and calls["split"] == "val" and calls["artifact"] == "onnxruntime:int8"
+
+
+def test_eval_bundle_agrees_with_its_checkpoint(tmp_path: Path) -> None:
+    """`eval BUNDLE --checkpoint CKPT`: the FP32 artefact streamed through the runtime agrees with the PyTorch
+    model it came from at every frame (fp32 parity tolerance 1e-4, as export checks)."""
+    from tests.bundles import make_bundle, make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path, trained=False)
+    bundle = make_bundle(tmp_path, checkpoint=ckpt)
+    r = CliRunner().invoke(cli, ["eval", str(bundle), "--data", "synthetic", "--checkpoint", str(ckpt), "--json",
+                                 "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert res["agreement"]["reference"] == "torch"
+    assert res["agreement"]["frame_argmax_agreement"] == 1.0 and res["agreement"]["max_abs_diff"] <= 1e-4
+    assert json.loads((tmp_path / "ev" / "eval_test.json").read_text())["accuracy"] == res["accuracy"]
