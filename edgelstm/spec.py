@@ -334,7 +334,7 @@ def from_jsonable(tp: Any, data: Any, *, where: str, source: str | Path) -> Any:
             except BundleError as e:
                 errors.append(e)
         raise _bad(where, source, data, " or ".join(_type_name(a) for a in args))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(data, dict):
             raise _bad(where, source, data, f"an object ({tp.__name__})")
         hints = typing.get_type_hints(tp)

@@ -94,10 +94,10 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
 
     engine = Engine.load(bundle, device=device, backend=backend, precision=precision, threads=threads,
                          streams=len(sources), graph=graph, smoothing=Smoothing(ema, hysteresis), top_k=top_k)
-    m = engine.manifest
-    scene = {"clip_len": m.temporal.clip_len, "fps": fps or m.temporal.train_fps,
-             "size": synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)}
-    srcs = [open_source(s, realtime=realtime, timeout_s=open_timeout, **scene) for s in sources]
+    m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio
+    scene_size = synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)
+    srcs = [open_source(s, realtime=realtime, timeout_s=open_timeout, fps=fps or m.temporal.train_fps,
+                        size=scene_size, clip_len=m.temporal.clip_len) for s in sources]
     if show:
         show, why = display_available()
         if not show:
