@@ -19,10 +19,10 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/edgelstm quickstart --out $(RUN)
 
-# The on-device install check (a second venv with the base install only, no torch), then the suite.
+# The whole suite, including the on-device install check (a second venv with the base install only, no torch,
+# runs the demo): that one is marked slow, so `pytest` alone skips it while you iterate.
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests/runtime/test_base_install.py --runslow
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --runslow
 
 # The on-device install: base dependencies only, no torch. Proves runtime/ and the demo run without the extras.
 test-base: $(STAMP)
