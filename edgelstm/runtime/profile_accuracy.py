@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def find_checkpoint(b: Bundle, given: str | Path | None) -> tuple[Path | None, str]:
-    """(checkpoint, "") or (None, why): the given file, else a .pt beside the bundle whose SHA-256 the manifest names."""
+    """(checkpoint, "") or (None, why): the given file, else a .pt near the bundle whose SHA-256 the manifest names."""
     if importlib.util.find_spec("torch") is None:
         return None, "PyTorch eager: skipped, torch is not installed (pip install 'edgelstm[train]')"
     want = b.manifest.source_checkpoint_sha256
@@ -40,7 +40,9 @@ def find_checkpoint(b: Bundle, given: str | Path | None) -> tuple[Path | None, s
             log.warning("%s is not the checkpoint this bundle was exported from (SHA-256 differs)", path)
         return path, ""
     root = b.path.resolve()
-    candidates = [*root.glob("*.pt"), *root.parent.glob("*.pt"), *root.parent.glob("*/*.pt")]
+    # beside the bundle, and in a run folder laid out as the quickstart's (RUN/bundle, RUN/train/NAME/best.pt)
+    candidates = [*root.glob("*.pt"), *root.parent.glob("*.pt"), *root.parent.glob("*/*.pt"),
+                  *root.parent.glob("*/*/*.pt")]
     for path in candidates:
         if path.stat().st_size < 2**30 and sha256_file(path) == want:
             return path, ""
