@@ -16,6 +16,7 @@ import torch
 
 from edgelstm.models.checkpoint import load_checkpoint
 from edgelstm.spec import ColourOrder, Manifest
+from edgelstm.train.evaluate import per_step_logits
 
 COLOUR = ColourOrder.RGB  # the channel order the PyTorch models are trained on
 
@@ -46,12 +47,9 @@ class EagerWindow:
         else:
             self.state.pop(stream, None)
 
-    @torch.inference_mode()
     def step_logits(self, X: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """(N, T, H, W, 3) uint8 RGB clips -> (N, T, K) per-step logits (for accuracy)."""
-        out = [self.model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + 32]))).numpy()
-               for i in range(0, len(X), 32)]
-        return np.concatenate(out).astype(np.float32)
+        return per_step_logits(self.model, X, batch_size=32)
 
 
 def eager_model(checkpoint: str | Path, manifest: Manifest, *, window: int = 1,

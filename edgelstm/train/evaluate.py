@@ -39,13 +39,19 @@ def predict(model: nn.Module, split: Split, *, batch_size: int = 128, device: to
 
 
 @torch.no_grad()
+def per_step_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 128,
+                    device: torch.device | str = "cpu") -> np.ndarray:
+    """(N, T, H, W, 3) uint8 clips or (N, T, F) features -> (N, T, K) per-step logits of a causal model."""
+    model.eval()
+    out = [model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)).float().cpu()
+           for i in range(0, len(X), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0, 0), np.float32)
+
+
 def step_predictions(model: nn.Module, split: Split, *, batch_size: int = 128,
                      device: torch.device | str = "cpu") -> np.ndarray:
-    """Per-step logits (N, T, K) of a causal model."""
-    model.eval()
-    out = [model.step_logits(torch.from_numpy(split.X[i:i + batch_size]).to(device)).float().cpu()
-           for i in range(0, len(split), batch_size)]
-    return torch.cat(out).numpy()
+    """Per-step logits (N, T, K) of a causal model on a split."""
+    return per_step_logits(model, split.X, batch_size=batch_size, device=device)
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -214,10 +220,6 @@ def checkpoint_reference(path: str | Path, *, batch_size: int = 64):  # noqa: AN
                          fix="pass the student checkpoint the bundle came from")
 
     def torch_checkpoint(X: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(X), batch_size):
-                out.append(model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size]))).numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+        return per_step_logits(model, X, batch_size=batch_size)
 
     return torch_checkpoint
