@@ -53,20 +53,17 @@ def export_both(ckpt: Path, work: Path, *, eval_clips: int, calib_clips: int) ->
 
 def bare_runner(bundle: Any, backend: Backend, precision: Precision) -> Callable[[], Any]:
     """encoder.run + step.run (or fused.run) at batch 1, the state carried, through the runtime's loader."""
-    from edgelstm.export.parity import open_chain
+    from edgelstm.runtime.stream import open_chain
     from edgelstm.runtime.backends import BackendOptions
 
     chain = open_chain(bundle, backend, precision, BackendOptions(threads=1))
     h, w = bundle.manifest.preprocess.size
     x = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)  # (1, H, W, 3)
-    first = chain.step_art.inputs[0].name
-    state = chain.init_state(1)
+    state = chain.zero_state(1)
 
     def once() -> None:
         nonlocal state
-        f = chain.encoder.run({spec.FRAMES: x})[spec.FEATURES] if chain.encoder is not None else x
-        res = chain.step.run({first: f, **state})
-        state = {s.input: res[s.output] for s in bundle.manifest.state}
+        state = chain.step(x, state).state
 
     return once
 

@@ -21,38 +21,32 @@ from edgelstm.spec import Backend, Precision, Role
 
 
 def _chain_runner(bundle, backend, precision, threads):  # type: ignore[no-untyped-def]
-    from edgelstm.export.parity import open_chain
+    from edgelstm.runtime.stream import open_chain
 
     chain = open_chain(bundle, backend, precision, BackendOptions(threads=threads))
     m = bundle.manifest
-    enc = m.artifact(Role.ENCODER, backend, precision) if chain.encoder is not None else None
-    first = (enc or chain.step_art).inputs[0]
-    shape = [1 if isinstance(d, str) else int(d) for d in first.shape]
-    x = (np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8) if first.dtype == "uint8"
+    shape = [1, *m.preprocess.size, 3] if m.preprocess is not None else [1, m.model.feature_size]
+    x = (np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8) if len(shape) == 4
          else np.zeros(shape, np.float32))
-    name = chain.step_art.inputs[0].name
-    state = chain.init_state(1)
+    state = chain.zero_state(1)
 
     def once() -> float:
         nonlocal state
         t0 = time.perf_counter()
-        f = chain.encoder.run({spec.FRAMES: x})[spec.FEATURES] if chain.encoder is not None else x
-        res = chain.step.run({name: f, **state})
-        dt = time.perf_counter() - t0
-        state = {s.input: res[s.output] for s in m.state}
-        return dt
+        state = chain.step(x, state).state
+        return time.perf_counter() - t0
 
     return once, chain
 
 
 def _ran_as(chain) -> str:  # type: ignore[no-untyped-def]
-    info = chain.step.info.get("inference_precision", "")
-    if chain.step.backend != Backend.OPENVINO:
+    info = chain.step_runner.info.get("inference_precision", "")
+    if chain.step_runner.backend != Backend.OPENVINO:
         return info
     from edgelstm.export.openvino import exec_precisions
 
     parts = []
-    for runner in (chain.encoder, chain.step):
+    for runner in (chain.encoder, chain.step_runner):
         if runner is None:
             continue
         ex = exec_precisions(runner.compiled)

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle
-from edgelstm.spec import Backend, Precision, Role
+from edgelstm.spec import Backend, ModelKind, Precision
 
 
 @dataclass
@@ -74,39 +74,34 @@ def latency_by_batch(bundle: Bundle, backend: Backend, precisions: tuple[Precisi
     defaults to what the runtime's CPU profile picks for this model (one thread below
     ``SMALL_MODEL_MACS``), so the ratio is the one a device sees.
     """
-    from edgelstm import spec
-    from edgelstm.export.parity import open_chain
     from edgelstm.runtime.engine import SMALL_MODEL_MACS
+    from edgelstm.runtime.stream import open_chain
 
     m = bundle.manifest
     if threads is None:
         threads = 1 if 0 < m.model.macs_per_frame < SMALL_MODEL_MACS else 0
     chains = {p: open_chain(bundle, backend, p, BackendOptions(threads=threads)) for p in precisions}
     any_chain = next(iter(chains.values()))
-    enc = m.artifact(Role.ENCODER, backend, precisions[0]) if any_chain.encoder is not None else None
-    first = (enc or any_chain.step_art).inputs[0]
     out: dict[Precision, dict[int, float]] = {p: {} for p in precisions}
     for batch in batches:
-        shape = [batch if isinstance(d, str) else int(d) for d in first.shape]
-        x = (np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8) if first.dtype == "uint8"
-             else np.zeros(shape, np.float32))
-        states = {p: c.init_state(batch) for p, c in chains.items()}
+        x = _latency_input(m, any_chain, batch)
+        states = {p: c.zero_state(batch) for p, c in chains.items()}
         times: dict[Precision, list[float]] = {p: [] for p in precisions}
         calls = max(10, frames // batch)
         for i in range(warmup + calls):
             for p, chain in chains.items():
                 t0 = time.perf_counter()
-                feats = chain.encoder.run({spec.FRAMES: x})[spec.FEATURES] if chain.encoder is not None else x
-                res = chain.step.run({chain.step_art.inputs[0].name: feats, **states[p]})
+                states[p] = chain.step(x, states[p]).state
                 if i >= warmup:
                     times[p].append(time.perf_counter() - t0)
-                states[p] = {s.input: res[s.output] for s in m.state}
         for p in precisions:
             out[p][batch] = float(1000.0 * np.median(times[p]) / batch)
     return out
 
 
-def streaming_roles(bundle: Bundle) -> tuple[Role, ...]:
-    m = bundle.manifest
-    return tuple(r for r in (Role.ENCODER, Role.STEP, Role.FUSED)
-                 if m.artifact(r, Backend.ONNXRUNTIME, Precision.FP32) is not None)
+def _latency_input(m: Any, chain: Any, batch: int) -> np.ndarray:
+    """A batch of random frames (or zero features) shaped as the chain's first graph takes them."""
+    if m.model.kind == ModelKind.FEATURES:
+        return np.zeros((batch, m.model.feature_size), np.float32)
+    h, w = m.preprocess.size
+    return np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)

@@ -8,59 +8,19 @@ the device's own loader, never a private one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from edgelstm import spec
-from edgelstm.runtime.backends import BackendOptions, ModelRunner, open_model
+from edgelstm.runtime.backends import BackendOptions, open_model
 from edgelstm.runtime.bundle import Bundle
-from edgelstm.spec import Artifact, Backend, ModelKind, ParityResult, Precision, Role
+from edgelstm.runtime.stream import open_chain
+from edgelstm.spec import Backend, ModelKind, ParityResult, Precision, Role
 
 log = logging.getLogger(__name__)
 
 FP32_TOL = 1e-4   # max |logit difference| for fp32 artefacts (float reassociation only)
 PARITY_FRAMES = 120
-
-
-@dataclass
-class Chain:
-    """The streaming models of one backend and precision, opened through the runtime's loader."""
-
-    encoder: ModelRunner | None   # None for fused graphs and feature models
-    step: ModelRunner              # the step or fused model
-    step_art: Artifact
-    manifest: spec.Manifest
-
-    def init_state(self, batch: int) -> dict[str, np.ndarray]:
-        return {s.input: np.zeros([batch if d == spec.BATCH else int(d) for d in s.shape], np.float32)
-                for s in self.manifest.state}
-
-    def stream(self, X: np.ndarray) -> np.ndarray:
-        """X (N, T, ...) device inputs (BGR uint8 frames or features) -> step logits (N, T, K), state from zero."""
-        n, t = X.shape[:2]
-        state = self.init_state(n)
-        first = self.step_art.inputs[0].name
-        out = np.empty((n, t, self.manifest.model.num_classes), np.float32)
-        for i in range(t):
-            x = np.ascontiguousarray(X[:, i])
-            if self.encoder is not None:
-                x = self.encoder.run({spec.FRAMES: x})[spec.FEATURES]
-            res = self.step.run({first: x, **state})
-            out[:, i] = res[spec.LOGITS]
-            state = {s.input: res[s.output] for s in self.manifest.state}
-        return out
-
-
-def open_chain(bundle: Bundle, backend: Backend, precision: Precision,
-               opts: BackendOptions = BackendOptions()) -> Chain:
-    m = bundle.manifest
-    fused = m.artifact(Role.FUSED, backend, precision)
-    if fused is not None:
-        return Chain(None, open_model(bundle, fused, opts), fused, m)
-    step = bundle.find(Role.STEP, backend, precision)
-    enc = m.artifact(Role.ENCODER, backend, precision)
-    return Chain(open_model(bundle, enc, opts) if enc is not None else None, open_model(bundle, step, opts), step, m)
 
 
 def run_clip(bundle: Bundle, backend: Backend, precision: Precision, X: np.ndarray,
@@ -111,7 +71,7 @@ def check_artifacts(bundle: Bundle, backend: Backend, ref: np.ndarray, X_dev: np
                     opts: BackendOptions = BackendOptions(), reference: str = "torch") -> list[ParityResult]:
     """Streaming and clip parity of one backend's artefacts against ``ref`` (N, T, K)."""
     chain = open_chain(bundle, backend, precision, opts)
-    results = [compare(chain.step_art.key, reference, chain.stream(X_dev), ref, tol)]
+    results = [compare(chain.step_art.key, reference, chain.run(X_dev), ref, tol)]
     clip_key = bundle.find(Role.CLIP, backend, precision).key
     results.append(compare(clip_key, reference, run_clip(bundle, backend, precision, X_dev, opts), ref, tol))
     for r in results:

@@ -20,10 +20,10 @@ import numpy as np
 
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import DataError, UsageError
-from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.engine import Engine
-from edgelstm.spec import Backend, ColourOrder, ModelKind, Precision
+from edgelstm.runtime.stream import stream_logits
+from edgelstm.spec import Backend, Precision
 
 log = logging.getLogger(__name__)
 
@@ -34,56 +34,6 @@ Reference = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 def _bundle(b: str | Path | Bundle) -> Bundle:
     return b if isinstance(b, Bundle) else load_bundle(b)
-
-
-def _check_inputs(bundle: Bundle, X: np.ndarray) -> None:
-    m = bundle.manifest
-    if m.model.kind == ModelKind.FRAMES:
-        size = m.preprocess.size if m.preprocess is not None else (0, 0)
-        want = (*size, 3)
-        if X.ndim != 5 or X.shape[2:] != want or X.dtype != np.uint8:
-            raise DataError(f"clips of shape {list(X.shape)} {X.dtype}",
-                            expected=f"uint8 (N, T, {want[0]}, {want[1]}, 3) frames at the model's size",
-                            fix=f"load the dataset with size={size}")
-    elif X.ndim != 3 or X.shape[2] != m.model.feature_size:
-        raise DataError(f"features of shape {list(X.shape)}", expected=f"(N, T, {m.model.feature_size})",
-                        fix="load the feature set the model was trained on")
-
-
-def stream_logits(bundle: str | Path | Bundle, X: np.ndarray, *, backend: Backend | str = Backend.ONNXRUNTIME,
-                  precision: Precision | str = Precision.FP32, options: BackendOptions = BackendOptions(),
-                  lengths: np.ndarray | None = None, colour: ColourOrder | str = ColourOrder.RGB,
-                  batch: int = 32, engine: Engine | None = None) -> np.ndarray:
-    """Per-step logits (N, T, K) of clips run frame by frame through the engine.
-
-    ``X``: uint8 frames (N, T, H, W, 3) at the model's size in ``colour`` order (datasets give RGB;
-    the engine converts to the graph's order), or float features (N, T, F). The state is reset
-    between clips; up to ``batch`` clips run side by side as streams. Steps at or past
-    ``lengths[i]`` are the model's output on the padding, as the PyTorch model computes them too.
-    """
-    b = _bundle(bundle)
-    _check_inputs(b, X)
-    n, t = X.shape[:2]
-    if lengths is not None and (lengths.shape != (n,) or (lengths < 1).any() or (lengths > t).any()):
-        raise DataError(f"lengths of shape {list(lengths.shape)}", expected=f"({n},) integers in 1..{t}",
-                        fix="pass the dataset's lengths unchanged")
-    streams = max(1, min(batch, n))
-    eng = engine or Engine.load(b, backend=str(backend), precision=str(precision), options=options,
-                                streams=streams)
-    if eng.streams < min(streams, n):
-        streams = eng.streams
-    out = np.empty((n, t, len(eng.labels)), np.float32)  # (N, T, K)
-    if X.dtype.kind == "f":
-        X = X.astype(np.float32, copy=False)
-    order = ColourOrder(colour)
-    for start in range(0, n, streams):
-        chunk = X[start:start + streams]  # (B, T, ...)
-        ids = list(range(len(chunk)))
-        eng.reset()
-        for step in range(t):
-            preds = eng.step_batch(chunk[:, step], ids, colour=order)
-            out[start:start + len(chunk), step] = np.stack([p.logits for p in preds])
-    return out
 
 
 def _resolve_artifact(artifact: str | tuple[str, str]) -> tuple[Backend, Precision]:
