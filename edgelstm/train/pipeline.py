@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +131,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                      f"{early.get('0.5', float('nan')):6.3f} {second} {r['params']:10,d} {r['macs_per_frame']:12,d} "
                      f"{r['seconds']:8.1f}")
     return "\n".join(lines)
-
-
-def with_overrides(config: StageConfig, **kw: Any) -> StageConfig:
-    return replace(config, **kw)
 
 
 def main() -> None:
