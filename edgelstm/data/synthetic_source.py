@@ -44,7 +44,7 @@ def load_synthetic(opts: LoadOptions) -> Dataset:
 def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
     """Write uint8 RGB frames (T, H, W, 3) as an MJPG .avi."""
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*VIDEO_FOURCC), fps, (w, h))
     if not writer.isOpened():
         raise DataError(f"OpenCV cannot write {VIDEO_FOURCC} video", expected="an OpenCV build with a video writer",
                         fix="install opencv-python (not the headless-minimal build)", path=path)
