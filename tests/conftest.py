@@ -1,4 +1,14 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,3 +22,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class BaseVenv:
+    """A fresh venv holding only the base install (`pip install .`, no extras): what a device gets."""
+
+    root: Path
+    env: dict[str, str]   # the environment to run it with (no PYTHONPATH / VIRTUAL_ENV from the dev venv)
+    cwd: Path             # a folder outside the checkout, so the installed copy is the one imported
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def bin(self, name: str) -> Path:
+        return self.root / "bin" / name
+
+
+@pytest.fixture(scope="session")
+def base_venv(tmp_path_factory: pytest.TempPathFactory) -> BaseVenv:
+    """Built once per session (a venv and a pip install, about a minute): use it only from tests marked slow."""
+    home = tmp_path_factory.mktemp("base-install")
+    venv = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # no --system-site-packages
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        str(ROOT)], capture_output=True, text=True, timeout=900, env=env, cwd=home)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return BaseVenv(venv, env, home)
