@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgelstm.runtime.profile_report import machine_info, machine_line  # noqa: E402
+from edgelstm.measure.report import machine_info, machine_line  # noqa: E402
 
 CLIP_T = 16  # the clip length re-run per decision in the "common practice" baselines
 
@@ -94,9 +94,9 @@ def eager_clip_ms(ckpt: Path, size: tuple[int, int], t: int, repeats: int = 30) 
 # --- measurement ------------------------------------------------------------------------
 def measure(run: Path, *, frames: int, streams: int, seconds: float, realistic: bool = True) -> dict[str, Any]:
     from edgelstm.runtime.bundle import load_bundle
-    from edgelstm.runtime.profile_harness import render_frames
-    from edgelstm.runtime.profile_soak import write_test_video
-    from edgelstm.runtime.profiler import ProfileConfig, Settings, measure_streams, profile_bundle
+    from edgelstm.measure.harness import render_frames
+    from edgelstm.measure.soak import write_test_video
+    from edgelstm.measure.profiler import ProfileConfig, Settings, measure_streams, profile_bundle
     from edgelstm.spec import Backend, Precision
 
     rows = stage_rows(run)
@@ -135,8 +135,8 @@ REALISTIC_SIZE = (128, 128)
 def measure_realistic(run: Path, *, frames: int, streams: int, seconds: float) -> dict[str, Any]:
     """The runtime targets on the ``student`` model at 128x128 (random init), FP32 + INT8, both backends."""
     from edgelstm.runtime.bundle import load_bundle
-    from edgelstm.runtime.profile_harness import render_frames
-    from edgelstm.runtime.profiler import ProfileConfig, Settings, measure_streams, profile_bundle
+    from edgelstm.measure.harness import render_frames
+    from edgelstm.measure.profiler import ProfileConfig, Settings, measure_streams, profile_bundle
     from edgelstm.spec import Backend, Precision
     from tests.bundles import make_bundle, make_checkpoint
 

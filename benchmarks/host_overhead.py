@@ -41,9 +41,9 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=1, help="Frames per step_batch call (one per stream).")
     args = ap.parse_args()
     from edgelstm.runtime.engine import Engine
-    from edgelstm.runtime.profile_harness import ReplaySource, render_frames
-    from edgelstm.runtime.profile_report import machine_info, machine_line
-    from edgelstm.runtime.profiler import engine_call, run_measured
+    from edgelstm.measure.harness import ReplaySource, render_frames
+    from edgelstm.measure.report import machine_info, machine_line
+    from edgelstm.measure.profiler import engine_call, run_measured
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = _bundle(args.bundle, Path(tmp))

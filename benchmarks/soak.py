@@ -32,8 +32,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=100_000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from edgelstm.runtime.profile_report import machine_info, machine_line
-    from edgelstm.runtime.profile_soak import soak, write_test_video
+    from edgelstm.measure.report import machine_info, machine_line
+    from edgelstm.measure.soak import soak, write_test_video
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

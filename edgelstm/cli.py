@@ -22,12 +22,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("edgelstm.data.commands", "data", "Generate or inspect datasets."),
     "train": ("edgelstm.train.commands", "train", "Train a model (teacher, student, lstm, ...) on a dataset."),
     "distill": ("edgelstm.train.commands", "distill", "Distill a teacher into a small causal student."),
-    "eval": ("edgelstm.train.commands", "eval_cmd", "Evaluate a checkpoint or a bundle on a dataset split."),
+    "eval": ("edgelstm.measure.commands", "eval_cmd", "Evaluate a checkpoint or a bundle on a dataset split."),
     "export": ("edgelstm.export.commands", "export", "Export a checkpoint as a streaming bundle (ONNX, OpenVINO)."),
     "quantize": ("edgelstm.export.commands", "quantize", "Quantize a bundle to INT8 behind an accuracy gate."),
     "devices": ("edgelstm.runtime.commands", "devices", "List device profiles and which are usable here."),
     "demo": ("edgelstm.runtime.commands", "demo", "Run a bundle live on a camera, file, URL or synthetic source."),
-    "profile": ("edgelstm.runtime.profile_cmd", "profile", "Profile latency per stage in the live loop."),
+    "profile": ("edgelstm.measure.commands", "profile", "Profile latency per stage in the live loop."),
     "quickstart": ("edgelstm.quickstart", "quickstart", "The whole pipeline on the embedded synthetic dataset."),
 }
 

@@ -26,10 +26,12 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     """Train, distill, export, quantize, demo and profile on the built-in synthetic dataset (no download)."""
     from rich.console import Console
 
+    from edgelstm.errors import SourceError
     from edgelstm.export import export_bundle
     from edgelstm.fsutil import write_text_atomic
-    from edgelstm.runtime.commands import demo
-    from edgelstm.runtime.profiler import profile_bundle
+    from edgelstm.measure.profiler import profile_bundle
+    from edgelstm.runtime.commands import print_summary
+    from edgelstm.runtime.demo import DemoOptions, run_demo
     from edgelstm.train.pipeline import train_stage
 
     console = Console(width=140)
@@ -57,8 +59,12 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     stage("3/4 demo on the synthetic camera (headless), recording an annotated clip")
     t = time.perf_counter()
     video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    demo.main([str(bundle), "--source", "synthetic", "--headless", "--record", str(video), "--jsonl", str(jsonl),
-               "--max-frames", str(demo_frames)], standalone_mode=False)
+    shown = run_demo(bundle, ("synthetic",), DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames),
+                     notify=lambda line: click.echo(line, err=True))
+    if shown.summary is not None:
+        print_summary(shown)
+    if shown.error:
+        raise SourceError(shown.error)
     times["demo"] = time.perf_counter() - t
 
     stage("4/4 profile the bundle in the live loop (every configuration usable here)")

@@ -38,7 +38,7 @@ class Trial:
 
 
 def logits(bundle: Bundle, X: np.ndarray, backend: Backend, precision: Precision, lengths: Any = None) -> np.ndarray:
-    from edgelstm.runtime.evaluate import stream_logits
+    from edgelstm.runtime.stream import stream_logits
 
     return stream_logits(bundle, X, backend=backend, precision=precision, lengths=lengths, colour="rgb")
 

@@ -1,7 +1,7 @@
 """Accuracy beside speed in ``edgelstm profile``, and finding the bundle's source checkpoint.
 
-Accuracy runs through :mod:`edgelstm.runtime.evaluate` (``stream_logits``, ``accuracy_report``,
-``agreement``): clips frame by frame through the same engine configuration that was timed, FP32 of
+Accuracy runs through :func:`~edgelstm.runtime.stream.stream_logits` and :mod:`edgelstm.measure.metrics`
+(``accuracy_report``, ``agreement``): clips frame by frame through the same engine configuration that was timed, FP32 of
 the same backend as the reference for argmax agreement. Clip re-inference runs the clip graph on
 whole clips; PyTorch eager runs the checkpoint (torch imported only then).
 """
@@ -19,8 +19,9 @@ from edgelstm.fsutil import sha256_file
 from edgelstm.runtime.backends import open_model
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.runtime.engine import Engine
-from edgelstm.runtime.evaluate import accuracy_report, agreement, stream_logits
-from edgelstm.runtime.profile_report import ProfileReport
+from edgelstm.measure.metrics import accuracy_report, agreement
+from edgelstm.measure.report import ProfileReport
+from edgelstm.runtime.stream import stream_logits
 from edgelstm.spec import CLIP, CLIP_LOGITS, Backend, ColourOrder, Precision, Role
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,14 @@ def add_accuracy(b: Bundle, report: ProfileReport, spec: str, *, split: str = "t
             out = _clip_logits(b, r.device, Backend(r.backend), X)
             ref = reference(r.backend)
         elif checkpoint is not None:
-            from edgelstm.train.eager_bench import eager_model
+            from edgelstm.measure.eager import eager_model
 
             out = eager_model(checkpoint, m, window=m.temporal.clip_len)[0].step_logits(X, lengths)
             ref = reference(str(Backend.ONNXRUNTIME))
         else:
             continue
-        r.accuracy = float(accuracy_report(out, y, lengths, m.labels)["accuracy"])
-        r.agreement = float(agreement(out, ref, lengths)["frame_argmax_agreement"])
+        r.accuracy = accuracy_report(out, y, lengths, m.labels).accuracy
+        r.agreement = agreement(out, ref, lengths).frame_argmax_agreement
     report.settings["accuracy"] = {"data": spec, "split": split, "clips": int(len(y)),
                                    "agreement": "per-frame argmax agreement with FP32 on the same backend "
                                                 "(PyTorch eager: with onnxruntime FP32)"}

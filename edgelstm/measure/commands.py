@@ -1,4 +1,5 @@
-"""``edgelstm profile``: a thin click command over :func:`edgelstm.runtime.profiler.profile_bundle`.
+"""``edgelstm profile`` and ``edgelstm eval``: thin click commands over
+:func:`edgelstm.measure.profiler.profile_bundle` and :mod:`edgelstm.measure.evaluate`.
 
 Only click at module level (``edgelstm profile --help`` is instant and imports no torch); the table
 goes to stdout, progress to stderr; ``--json`` and ``--plot`` are written atomically.
@@ -11,7 +12,9 @@ stopped), and it exits 0. Stopped before any row completed, it writes nothing an
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,15 +65,12 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
     from rich.console import Console
 
     from edgelstm.fsutil import write_text_atomic
-    from edgelstm.runtime.profiler import profile_bundle
-
-    import threading
-
-    from edgelstm.runtime.commands import _on_signals
+    from edgelstm.measure.profiler import profile_bundle
+    from edgelstm.runtime.demo import on_signals
 
     err = Console(stderr=True)
     stop = threading.Event()
-    restore = _on_signals(stop)
+    restore = on_signals(stop)
     try:
         report = profile_bundle(bundle, devices=_split(devices), backends=_split(backends),
                                 precisions=_split(precisions), frames=frames, warmup=warmup, fps=fps, source=source,
@@ -96,3 +96,66 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
     if plot_out is not None:
         report.plot(plot_out)
         err.print(f"plot written to {plot_out}")
+
+
+@click.command("eval")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--data", default=None, help="Dataset [default: the one recorded in the checkpoint].")
+@click.option("--split", default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Write eval_<split>.json and confusion_<split>.png here.")
+@click.option("--artifact", default=None, help="Bundle only: which artefact, e.g. onnxruntime:int8.")
+@click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Bundle only: the PyTorch checkpoint it came from; adds per-frame argmax agreement with it.")
+@click.option("--reference", default=None,
+              help="Bundle only: another artefact to compare with, e.g. onnxruntime:fp32 (agreement per frame).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
+def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
+             checkpoint: str | None, reference: str | None, cache_dir: str | None) -> None:
+    """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
+    import json
+
+    from edgelstm.measure import evaluate as ev
+
+    path = Path(target)
+    if path.is_dir():
+        result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
+                                    **({"artifact": artifact} if artifact else {}),  # else the library's default
+                                    checkpoint=ev.checkpoint_reference(checkpoint) if checkpoint else None,
+                                    reference=reference)
+    else:
+        result = ev.evaluate_checkpoint(path, data or _recorded_source(path), split=split, cache_dir=cache_dir)
+    if out:
+        ev.save_result(result, out, confusion_png=not path.is_dir(),
+                       title=f"{path.name} on {split}: accuracy {result.accuracy:.3f}")
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+        return
+    click.echo(f"{split} accuracy: {result.accuracy:.4f} (n={result.clips})")
+    click.echo("accuracy after seeing " + ", ".join(f"{k}: {v:.3f}" for k, v in result.accuracy_at_fraction.items()))
+    known = [(k, v) for k, v in result.per_class.items() if v is not None]
+    click.echo("weakest classes: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(known, key=lambda kv: kv[1])[:3]))
+    if result.agreement is not None:
+        a = result.agreement
+        click.echo(f"agreement with {a.reference}: frame_argmax_agreement {a.frame_argmax_agreement:.3f}, "
+                   f"max_abs_diff {a.max_abs_diff:.3f}")
+    if out:
+        click.echo(f"wrote {out}/eval_{split}.json" + ("" if path.is_dir() else f" and confusion_{split}.png"))
+
+
+def _recorded_source(path: Path) -> str:
+    from edgelstm.models.checkpoint import load_checkpoint
+
+    return str(load_checkpoint(path).data.get("source") or "synthetic")
+
+
+def _bundle_dataset(path: Path, data: str | None, cache_dir: str | None) -> Any:
+    """The dataset at the bundle's frame size, clip length and stride (torch-free)."""
+    from edgelstm.data import load_dataset
+    from edgelstm.spec import Manifest
+
+    manifest = Manifest.read(path / "manifest.json")
+    size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
+    return load_dataset(data or "synthetic", size=size, clip_len=manifest.temporal.clip_len,
+                        stride=manifest.temporal.frame_stride, cache_dir=cache_dir)

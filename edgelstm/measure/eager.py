@@ -1,7 +1,7 @@
 """PyTorch eager baselines for ``edgelstm profile`` and the benchmarks (torch lives here, not in runtime/).
 
 :func:`eager_model` wraps a checkpoint as a window model for
-:class:`~edgelstm.runtime.profile_harness.WindowEngine`: streaming (``window=1``: one frame and the
+:class:`~edgelstm.measure.harness.WindowEngine`: streaming (``window=1``: one frame and the
 per-stream (h, c) through ``model.step``) or clip re-inference (``model.step_logits`` on the last T
 frames for every decision: how a clip model trained in PyTorch is commonly deployed). The model
 takes RGB uint8 frames and normalises them itself, as in training.
@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from edgelstm.models.checkpoint import load_checkpoint
 from edgelstm.spec import ColourOrder, Manifest
-from edgelstm.train.evaluate import per_step_logits
 
 COLOUR = ColourOrder.RGB  # the channel order the PyTorch models are trained on
 
@@ -24,14 +21,18 @@ COLOUR = ColourOrder.RGB  # the channel order the PyTorch models are trained on
 class EagerWindow:
     """frames (n, T, H, W, 3) uint8 RGB -> logits (n, K) of the newest frame, in PyTorch eager."""
 
-    def __init__(self, model: torch.nn.Module, *, window: int) -> None:
+    def __init__(self, model: Any, *, window: int) -> None:  # a torch.nn.Module
         self.model: Any = model.eval()
         self.window = window
         self.state: dict[int, Any] = {}  # stream -> (h, c), streaming only
 
-    @torch.inference_mode()
     def __call__(self, frames: np.ndarray, ids: list[int]) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(frames))
+        import torch
+
+        with torch.inference_mode():
+            return self._logits(torch, torch.from_numpy(np.ascontiguousarray(frames)), ids)
+
+    def _logits(self, torch: Any, x: Any, ids: list[int]) -> np.ndarray:
         if self.window > 1:
             return self.model.step_logits(x)[:, -1].numpy()  # (n, T, K) -> (n, K)
         states = [self.state.get(i) or self.model.init_state(1) for i in ids]  # each (L, 1, hidden) x 2
@@ -49,12 +50,18 @@ class EagerWindow:
 
     def step_logits(self, X: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """(N, T, H, W, 3) uint8 RGB clips -> (N, T, K) per-step logits (for accuracy)."""
+        from edgelstm.train.evaluate import per_step_logits
+
         return per_step_logits(self.model, X, batch_size=32)
 
 
 def eager_model(checkpoint: str | Path, manifest: Manifest, *, window: int = 1,
                 threads: int | None = None) -> tuple[EagerWindow, dict[str, Any]]:
     """The checkpoint as a window model, and the info row ``profile`` shows for it."""
+    import torch
+
+    from edgelstm.models.checkpoint import load_checkpoint
+
     if threads:
         torch.set_num_threads(threads)
     ckpt = load_checkpoint(checkpoint)

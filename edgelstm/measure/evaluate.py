@@ -1,18 +1,21 @@
-"""Measure a bundle through the device code path: per-step logits and accuracy on a dataset split.
+"""``edgelstm eval`` as a library: accuracy of a PyTorch checkpoint or of a bundle's artefact on a dataset split.
 
-:func:`stream_logits` runs clips frame by frame through :class:`~edgelstm.runtime.engine.Engine`
-(the same preprocessing, state handling and graphs as ``edgelstm demo``), never the clip graph,
-with clips batched as streams. :func:`evaluate_bundle` turns that into accuracy, per-class
-accuracy, accuracy against the fraction of the clip seen, and per-frame argmax agreement with a
-reference: another artefact, or any callable (the PyTorch checkpoint's, built by the caller, so
-this module never imports torch).
+Both paths produce per-step logits ``(N, T, K)`` and hand them to one
+:func:`~edgelstm.measure.metrics.accuracy_report`: a bundle's through
+:func:`~edgelstm.runtime.stream.stream_logits` (frame by frame through the
+:class:`~edgelstm.runtime.engine.Engine`, as on a device: the same preprocessing, state handling and
+graphs as ``edgelstm demo``); a checkpoint's through PyTorch (imported only on that path). The
+result is one :class:`EvalResult`. A bundle can also be compared frame by frame with a reference:
+another artefact, or any callable such as :func:`checkpoint_reference`.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +23,50 @@ import numpy as np
 
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import DataError, UsageError
+from edgelstm.measure.metrics import FRACTIONS, Agreement, accuracy_report, agreement
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.stream import stream_logits
 from edgelstm.spec import Backend, Precision
 
+__all__ = ["FRACTIONS", "EvalResult", "Reference", "accuracy_report", "agreement", "checkpoint_reference",
+           "evaluate_bundle", "evaluate_checkpoint", "save_result"]
+
 log = logging.getLogger(__name__)
 
-FRACTIONS = (0.1, 0.25, 0.5, 1.0)
-# (X, lengths) -> (N, T, K) per-step logits; e.g. a PyTorch checkpoint's step_logits, wrapped by the caller
+# (X, lengths) -> (N, T, K) per-step logits; e.g. checkpoint_reference(path)
 Reference = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
-def _bundle(b: str | Path | Bundle) -> Bundle:
-    return b if isinstance(b, Bundle) else load_bundle(b)
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation. ``artifact`` is what ran: "onnxruntime:int8", or "torch" for a checkpoint."""
+    artifact: str
+    split: str
+    clips: int
+    frames: int
+    accuracy: float
+    per_class: dict[str, float | None]
+    accuracy_at_fraction: dict[str, float]   # "10%" -> accuracy after seeing 10% of each clip
+    confusion: list[list[int]]               # rows: true class, columns: predicted
+    classes: tuple[str, ...]
+    seconds: float
+    device: str = "cpu"
+    inference_precision: str | None = None   # what the backend really ran (bundles only)
+    agreement: Agreement | None = None       # per-frame agreement with a reference (bundles only)
+    reference_accuracy: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"artifact": self.artifact, "device": self.device}
+        if self.inference_precision is not None:
+            out["inference_precision"] = self.inference_precision
+        out.update(split=self.split, clips=self.clips, frames=self.frames, seconds=self.seconds,
+                   accuracy=self.accuracy, per_class=self.per_class, accuracy_at_fraction=self.accuracy_at_fraction,
+                   classes=list(self.classes), confusion=self.confusion)
+        if self.agreement is not None:
+            out["agreement"] = self.agreement.to_json()
+            out["reference_accuracy"] = self.reference_accuracy
+        return out
 
 
 def _resolve_artifact(artifact: str | tuple[str, str]) -> tuple[Backend, Precision]:
@@ -45,49 +78,43 @@ def _resolve_artifact(artifact: str | tuple[str, str]) -> tuple[Backend, Precisi
                          "openvino:fp32, onnxruntime:int8", fix="pass one of the bundle's artefacts") from None
 
 
-def _last_valid(logits: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # (N, T, K) -> (N, K)
-    out: np.ndarray = logits[np.arange(len(logits)), lengths - 1]
-    return out
+def _split_arrays(ds: Any, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    if split not in ds.splits:
+        raise UsageError(f"split '{split}'", expected="one of " + ", ".join(ds.splits), fix="pass --split test")
+    s = ds.splits[split]
+    X, y, lengths = s.X, s.y, s.lengths
+    if limit is not None:
+        X, y = X[:limit], y[:limit]
+        lengths = None if lengths is None else lengths[:limit]
+    if not len(y):
+        raise DataError("the split is empty", expected="at least one clip", fix="choose another split")
+    return X, y, lengths
 
 
-def accuracy_report(logits: np.ndarray, y: np.ndarray, lengths: np.ndarray | None,
-                    labels: tuple[str, ...]) -> dict[str, Any]:
-    """Clip accuracy (from the last valid step), per class, and against the fraction of each clip seen."""
-    n, t, _ = logits.shape
-    lens = np.full(n, t) if lengths is None else lengths.astype(np.int64)
-    pred = _last_valid(logits, lens).argmax(-1)
-    per_class = {lab: float((pred[y == i] == i).mean()) if (y == i).any() else None for i, lab in enumerate(labels)}
-    at_fraction = {}
-    for f in FRACTIONS:
-        seen = np.maximum(1, np.ceil(f * lens - 1e-9).astype(np.int64))
-        at_fraction[f"{int(f * 100)}%"] = float((_last_valid(logits, seen).argmax(-1) == y).mean())
-    return {"accuracy": float((pred == y).mean()), "per_class": per_class, "accuracy_at_fraction": at_fraction}
-
-
-def agreement(a: np.ndarray, b: np.ndarray, lengths: np.ndarray | None) -> dict[str, float]:
-    """Per-frame argmax agreement and max |difference| of two (N, T, K) logits, valid steps only."""
-    if a.shape != b.shape:
-        raise UsageError(f"reference logits of shape {list(b.shape)}", expected=f"{list(a.shape)} like the bundle's",
-                         fix="the reference must return per-step logits (N, T, K) for the same clips")
-    n, t, _ = a.shape
-    mask = np.ones((n, t), bool) if lengths is None else np.arange(t)[None] < lengths[:, None]
-    return {"frame_argmax_agreement": float((a.argmax(-1) == b.argmax(-1))[mask].mean()),
-            "max_abs_diff": float(np.abs(a - b)[mask].max()), "frames": int(mask.sum())}
+def _result(artifact: str, split: str, X: np.ndarray, y: np.ndarray, lengths: np.ndarray | None,
+            logits: np.ndarray, labels: tuple[str, ...], seconds: float, **extra: Any) -> EvalResult:
+    rep = accuracy_report(logits, y, lengths, labels)
+    result = EvalResult(artifact=artifact, split=split, clips=int(len(y)), frames=int(X.shape[0] * X.shape[1]),
+                        accuracy=rep.accuracy, per_class=rep.per_class, accuracy_at_fraction=rep.accuracy_at_fraction,
+                        confusion=rep.confusion, classes=tuple(labels), seconds=round(seconds, 3), **extra)
+    if not math.isfinite(result.accuracy):
+        raise DataError("the split is empty", expected="at least one clip", fix="choose another split")
+    return result
 
 
 def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, split: str = "test",
                     artifact: str | tuple[str, str] = "onnxruntime:fp32", device: str | DeviceProfile = "cpu",
                     threads: int | None = None, reference: str | tuple[str, str] | Reference | None = None,
-                    checkpoint: Reference | None = None, limit: int | None = None) -> dict[str, Any]:
+                    checkpoint: Reference | None = None, limit: int | None = None) -> EvalResult:
     """Accuracy of one artefact on a dataset split, run frame by frame as on a device.
 
     ``dataset_or_spec``: a loaded :class:`edgelstm.data.dataset.Dataset`, or what
     :func:`edgelstm.data.load_dataset` takes ("synthetic", a folder, a .csv, a .npz); it is loaded at
     the bundle's size and clip length. ``reference``: another artefact ("openvino:fp32") or a
     callable ``(X, lengths) -> (N, T, K)`` logits; ``checkpoint`` is the same as a callable reference,
-    labelled "torch" (the caller builds it from the PyTorch checkpoint; this module imports no torch).
+    labelled "torch" (e.g. :func:`checkpoint_reference`; this path imports no torch itself).
     """
-    b = _bundle(bundle_path)
+    b = bundle_path if isinstance(bundle_path, Bundle) else load_bundle(bundle_path)
     m = b.manifest
     ds = dataset_or_spec
     if not hasattr(ds, "splits"):
@@ -95,13 +122,8 @@ def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, s
 
         size = m.preprocess.size if m.preprocess is not None else (64, 64)
         ds = load_dataset(str(ds), size=size, clip_len=m.temporal.clip_len)
-    if split not in ds.splits:
-        raise UsageError(f"split '{split}'", expected="one of " + ", ".join(ds.splits), fix="pass --split test")
-    X, y, lengths = ds.splits[split].X, ds.splits[split].y, ds.splits[split].lengths
-    if limit is not None:
-        X, y = X[:limit], y[:limit]
-        lengths = None if lengths is None else lengths[:limit]
-    if len(ds.classes) != len(m.labels) or tuple(ds.classes) != tuple(m.labels):
+    X, y, lengths = _split_arrays(ds, split, limit)
+    if tuple(ds.classes) != tuple(m.labels):
         log.warning("dataset classes %s differ from the bundle's labels %s", ds.classes[:5], m.labels[:5])
     be, prec = _resolve_artifact(artifact)
     # the device profile gives device, threads and hints; the artefact picks backend and precision
@@ -110,11 +132,7 @@ def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, s
     t0 = time.perf_counter()
     logits = stream_logits(b, X, lengths=lengths, engine=eng)
     seconds = time.perf_counter() - t0
-    result: dict[str, Any] = {"artifact": f"{be}:{prec}", "device": eng.info["device"],
-                              "inference_precision": eng.inference_precision,
-                              "split": split, "clips": int(len(y)),
-                              "frames": int(X.shape[0] * X.shape[1]), "seconds": round(seconds, 3),
-                              **accuracy_report(logits, y, lengths, m.labels)}
+    agree, ref_acc = None, None
     ref_fn, ref_name = (checkpoint, "torch") if checkpoint is not None else (reference, "")
     if ref_fn is not None:
         if callable(ref_fn):
@@ -124,8 +142,64 @@ def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, s
             rbe, rprec = _resolve_artifact(ref_fn)
             ref_logits = stream_logits(b, X, backend=rbe, precision=rprec, lengths=lengths)
             ref_name = f"{rbe}:{rprec}"
-        result["agreement"] = {"reference": ref_name, **agreement(logits, ref_logits, lengths)}
-        result["reference_accuracy"] = accuracy_report(ref_logits, y, lengths, m.labels)["accuracy"]
-    if not math.isfinite(result["accuracy"]):
-        raise DataError("the split is empty", expected="at least one clip", fix="choose another split")
-    return result
+        agree = agreement(logits, ref_logits, lengths, reference=ref_name)
+        ref_acc = accuracy_report(ref_logits, y, lengths, m.labels).accuracy
+    return _result(f"{be}:{prec}", split, X, y, lengths, logits, tuple(m.labels), seconds,
+                   device=str(eng.info["device"]), inference_precision=str(eng.inference_precision),
+                   agreement=agree, reference_accuracy=ref_acc)
+
+
+def evaluate_checkpoint(path: str | Path, data: Any, *, split: str = "test", cache_dir: str | Path | None = None,
+                        seed: int = 0) -> EvalResult:
+    """Accuracy of a PyTorch checkpoint on ``data`` (a Dataset, or a spec loaded the way the model was trained).
+
+    A causal model is read off its per-step logits; a non-causal one runs on each truncated clip.
+    """
+    from edgelstm.data import Dataset
+    from edgelstm.models.checkpoint import load_checkpoint
+    from edgelstm.train.evaluate import dataset_for_checkpoint, fraction_logits
+
+    ckpt = load_checkpoint(path)
+    ds = data if isinstance(data, Dataset) else dataset_for_checkpoint(ckpt.data, data, cache_dir=cache_dir, seed=seed)
+    if list(ckpt.classes) != list(ds.classes):
+        raise DataError(f"the dataset's classes ({', '.join(ds.classes[:5])}, ...) differ from the checkpoint's "
+                        f"({', '.join(ckpt.classes[:5])}, ...)", expected="the classes the model was trained on",
+                        fix="evaluate on the dataset the model was trained on", path=path)
+    X, y, lengths = _split_arrays(ds, split, None)
+    t0 = time.perf_counter()
+    logits = fraction_logits(ckpt.model, X, lengths)
+    return _result("torch", split, X, y, lengths, logits, tuple(ds.classes), time.perf_counter() - t0)
+
+
+def save_result(result: EvalResult, out: str | Path, *, confusion_png: bool = False, title: str = "") -> list[Path]:
+    """Write ``eval_<split>.json`` (and with ``confusion_png``, ``confusion_<split>.png``) into ``out``."""
+    from edgelstm.fsutil import write_text_atomic
+
+    out = Path(out)
+    written = [out / f"eval_{result.split}.json"]
+    write_text_atomic(written[0], json.dumps(result.to_json(), indent=2) + "\n")
+    if confusion_png:
+        from edgelstm.measure.plot import plot_confusion
+
+        written.append(out / f"confusion_{result.split}.png")
+        plot_confusion(result.confusion, list(result.classes), written[1],
+                       title=title or f"{result.split}: accuracy {result.accuracy:.3f} (n={result.clips})")
+    return written
+
+
+def checkpoint_reference(path: str | Path, *, batch_size: int = 64) -> Reference:
+    """A PyTorch checkpoint as a per-step logits function ``(X, lengths) -> (N, T, K)``, for comparing a
+    bundle's artefacts with the model they came from (``edgelstm eval BUNDLE --checkpoint CKPT``)."""
+    from edgelstm.models.checkpoint import load_checkpoint
+    from edgelstm.train.evaluate import per_step_logits
+
+    model = load_checkpoint(path).model.eval()
+    if not (getattr(model, "causal", False) and hasattr(model, "step_logits")):
+        raise UsageError(f"checkpoint '{path}' holds a non-causal model", path=path,
+                         expected="the causal model the bundle was exported from",
+                         fix="pass the student checkpoint the bundle came from")
+
+    def torch_checkpoint(X: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        return per_step_logits(model, X, batch_size=batch_size)
+
+    return torch_checkpoint

@@ -29,7 +29,7 @@ from edgelstm.runtime.engine import Prediction, Timings, check_frame
 from edgelstm.runtime.loop import Decision
 from edgelstm.runtime.postprocess import softmax, top_k
 from edgelstm.runtime.samples import Samples
-from edgelstm.runtime.sources import RawFrame, _Pacer
+from edgelstm.runtime.sources import Pacer, RawFrame
 from edgelstm.spec import ColourOrder, Manifest, ResizeMode
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ReplaySource:
         self.frames = list(frames)
         self.fps, self.live, self.name = fps, live, name
         self.offset, self.limit = offset, limit
-        self._pacer = _Pacer(fps if live else 0.0)
+        self._pacer = Pacer(fps if live else 0.0)
         self._i = 0
 
     def open(self) -> None:

@@ -16,9 +16,9 @@ from edgelstm.runtime.backends import open_model
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.loop import LoopStats, Rate, run_loop
-from edgelstm.runtime.profile_config import Interrupted, Settings
-from edgelstm.runtime.profile_harness import PeakRSS, Probe, ReplaySource, stats
-from edgelstm.runtime.profile_report import Row
+from edgelstm.measure.config import Interrupted, Settings
+from edgelstm.measure.harness import PeakRSS, Probe, ReplaySource, stats
+from edgelstm.measure.report import Row
 from edgelstm.runtime.sources import Source, open_source
 from edgelstm.spec import FEATURES, FRAMES, Role
 

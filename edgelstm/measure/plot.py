@@ -1,7 +1,8 @@
-"""Drawing a :class:`~edgelstm.runtime.profile_report.ProfileReport`: rich tables and a matplotlib PNG.
+"""Drawing a :class:`~edgelstm.measure.report.ProfileReport` (rich tables and a matplotlib PNG), and an
+evaluation's confusion matrix.
 
-Imported only when a table or a plot is asked for; matplotlib loads inside :func:`plot` with the
-Agg backend (no display needed) and the PNG is written atomically.
+Imported only when a table or a plot is asked for; matplotlib loads inside :func:`plot` and
+:func:`plot_confusion` with the Agg backend (no display needed) and the PNG is written atomically.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgelstm.fsutil import atomic_path
-from edgelstm.runtime.profile_report import MODES, STAGE_TITLES, STAGES, ProfileReport, machine_line
+from edgelstm.measure.report import MODES, STAGE_TITLES, STAGES, ProfileReport, machine_line
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -125,3 +126,31 @@ def plot(report: ProfileReport, path: Path) -> Path:
 
 
 __all__ = ["MODES", "plot", "rows_table", "streams_table"]
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path, *, title: str) -> None:
+    """Write a confusion matrix as a PNG (row-normalised colours, counts in the cells)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = np.array(confusion, dtype=np.float64)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if conf[i, j]:
+                ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -114,17 +114,17 @@ class ProfileReport:
         return json.dumps(self.to_json(), indent=2) + "\n"
 
     def table(self) -> Any:
-        from edgelstm.runtime.profile_plot import rows_table
+        from edgelstm.measure.plot import rows_table
 
         return rows_table(self)
 
     def streams_table(self) -> Any:
-        from edgelstm.runtime.profile_plot import streams_table
+        from edgelstm.measure.plot import streams_table
 
         return streams_table(self)
 
     def plot(self, path: str | Path) -> Path:
-        from edgelstm.runtime.profile_plot import plot
+        from edgelstm.measure.plot import plot
 
         return plot(self, Path(path))
 

@@ -11,10 +11,10 @@ import numpy as np
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.loop import LoopStats
-from edgelstm.runtime.profile_config import Interrupted, ProfileConfig, Settings
-from edgelstm.runtime.profile_harness import PeakRSS, ReplaySource, stats
-from edgelstm.runtime.profile_measure import first_frame, run_measured, sources
-from edgelstm.runtime.profile_report import StreamsRow
+from edgelstm.measure.config import Interrupted, ProfileConfig, Settings
+from edgelstm.measure.harness import PeakRSS, ReplaySource, stats
+from edgelstm.measure.loop_measure import first_frame, run_measured, sources
+from edgelstm.measure.report import StreamsRow
 
 
 def measure_streams(b: Bundle, cfg: ProfileConfig, n: int, s: Settings, camera: list[np.ndarray], *,

@@ -7,13 +7,13 @@ logs, the start line and the summary go to stderr.
 from __future__ import annotations
 
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from edgelstm.runtime.demo import DemoSummary
 
 
 @click.command("devices")
@@ -85,120 +85,30 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
          max_frames: int | None, ema: float, hysteresis: float, top_k: int, realtime: bool, rate: str,
          fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int) -> None:
     """Run BUNDLE live on a camera, file, URL, image folder or the synthetic source."""
-    from edgelstm.runtime.capture import Reconnect
-    from edgelstm.runtime.engine import Engine
-    from edgelstm.runtime.loop import run_loop
-    from edgelstm.runtime.outputs import display_available
-    from edgelstm.runtime.postprocess import Smoothing
-    from edgelstm.runtime.sources import open_source, synthetic_camera_size
+    from edgelstm.runtime.demo import DemoOptions, run_demo
 
-    engine = Engine.load(bundle, device=device, backend=backend, precision=precision, threads=threads,
-                         streams=len(sources), graph=graph, smoothing=Smoothing(ema, hysteresis), top_k=top_k)
-    m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio
-    scene_size = synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)
-    srcs = [open_source(s, realtime=realtime, timeout_s=open_timeout, fps=fps or m.temporal.train_fps,
-                        size=scene_size, clip_len=m.temporal.clip_len) for s in sources]
-    if show:
-        show, why = display_available()
-        if not show:
-            click.echo(f"No window: {why}. Running headless (JSON lines).", err=True)
-    click.echo(f"{bundle}: {engine.info['backend']} {engine.info['device']} {engine.info['precision']} "
-               f"({engine.info['graph']} graph, {engine.inference_precision}); {engine.info['choice']}; "
-               f"source {', '.join(s.name for s in srcs)}", err=True)
-    sink = _Sink(engine, show=show, record=record, jsonl=jsonl, headless=not show,
-                 fps=engine.manifest.temporal.train_fps if rate == "trained" else 0.0)
-    stop = threading.Event()
-    restore = _on_signals(stop)
-    keep = False
-    try:
-        stats = run_loop(engine, srcs, on_decision=sink, stop_event=stop, max_frames=max_frames, rate=rate,
-                         reconnect=Reconnect(attempts=reconnect_attempts), stall_timeout_s=stall_timeout)
-        keep = True
-    except KeyboardInterrupt:  # a second Ctrl-C while the handler was not installed
-        stats, keep = None, True
-    finally:
-        restore()
-        # A run that failed before its first decision (a source that never opened) leaves no files and
-        # replaces none; one that made decisions keeps them, even when it ended on an error.
-        sink.close(keep=keep or sink.decisions > 0)
-    if stats is None:
+    options = DemoOptions(device=device, backend=backend, precision=precision, threads=threads, graph=graph,
+                          show=show, record=record, jsonl=jsonl, max_frames=max_frames, ema=ema,
+                          hysteresis=hysteresis, top_k=top_k, realtime=realtime, rate=rate, fps=fps,
+                          stall_timeout=stall_timeout, open_timeout=open_timeout,
+                          reconnect_attempts=reconnect_attempts)
+    result = run_demo(bundle, sources, options, notify=lambda line: click.echo(line, err=True))
+    if result.summary is None:
         click.echo("Interrupted.", err=True)
         return
-    _print_summary(stats.summary(), sink)
-    if stats.error:
+    print_summary(result)
+    if result.error:
         from edgelstm.errors import SourceError
 
-        raise SourceError(stats.error)
+        raise SourceError(result.error)
 
 
-class _Sink:
-    """on_decision for the demo: JSON lines, overlay window, recorder."""
-
-    def __init__(self, engine: Any, *, show: bool, record: Path | None, jsonl: Path | None, headless: bool,
-                 fps: float) -> None:
-        from edgelstm.runtime.outputs import JsonlWriter, Recorder
-
-        self.labels = engine.labels
-        self.show = show
-        self.rec = Recorder(record, fps) if record is not None else None  # checks the name: nothing opened yet
-        self.json = JsonlWriter(jsonl) if headless or jsonl is not None else None
-        self.decisions = 0
-        self.fps = 0.0
-        self._last = 0.0
-        self.stop: threading.Event | None = None
-
-    def __call__(self, d: Any) -> None:
-        from edgelstm.runtime.outputs import decision_record, draw_overlay
-
-        now = time.monotonic()
-        if self._last:
-            inst = 1.0 / max(now - self._last, 1e-6)
-            self.fps = inst if not self.fps else 0.9 * self.fps + 0.1 * inst
-        self._last = now
-        self.decisions += 1
-        if self.json is not None:
-            self.json.write(decision_record(d, self.labels))
-        if (self.show or self.rec is not None) and d.stream == 0:
-            img = draw_overlay(d.frame.image, d, self.labels, fps=self.fps)
-            if self.rec is not None:
-                self.rec.write(img)
-            if self.show:
-                import cv2
-
-                cv2.imshow("edgelstm", img)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    raise KeyboardInterrupt
-
-    def close(self, *, keep: bool = True) -> None:
-        """Finalise the outputs (renamed into place), or with ``keep=False`` discard them."""
-        if self.json is not None:
-            self.json.close(keep=keep)
-        if self.rec is not None:
-            self.rec.close(keep=keep)
-        if self.show:
-            import cv2
-
-            cv2.destroyAllWindows()
-
-
-def _on_signals(stop: threading.Event) -> Any:
-    """SIGINT and SIGTERM set ``stop`` (the loop ends cleanly); returns a function restoring the old handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, lambda *_: stop.set())
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return restore
-
-
-def _print_summary(s: dict[str, Any], sink: _Sink) -> None:
+def print_summary(result: DemoSummary) -> None:
+    """The demo's end-of-run table, on stderr."""
     from rich.console import Console
     from rich.table import Table
 
+    s = result.summary or {}
     table = Table(title=f"demo summary ({s['ended']})", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -211,8 +121,8 @@ def _print_summary(s: dict[str, Any], sink: _Sink) -> None:
                          ("frame age p50 / p99", f"{s['age_ms']['p50']:.1f} / {s['age_ms']['p99']:.1f} ms"),
                          ("mean FPS", f"{s['mean_fps']:.1f}")):
         table.add_row(label, str(value))
-    if sink.rec is not None:
-        table.add_row("recorded", f"{sink.rec.dest} ({sink.rec.frames} frames)")
-    if sink.json is not None and sink.json.dest is not None:
-        table.add_row("decisions", str(sink.json.dest))
+    if result.recorded is not None:
+        table.add_row("recorded", f"{result.recorded} ({result.recorded_frames} frames)")
+    if result.decisions_file is not None:
+        table.add_row("decisions", str(result.decisions_file))
     Console(stderr=True).print(table)

@@ -44,7 +44,7 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-class _Pacer:
+class Pacer:
     """Sleep so that frame i is released at start + i / fps (a live camera's cadence)."""
 
     def __init__(self, fps: float) -> None:
@@ -78,7 +78,7 @@ class CaptureSource:
         self.timeout_s = timeout_s
         self.fps = 0.0
         self._cap: cv2.VideoCapture | None = None
-        self._pacer = _Pacer(0.0)
+        self._pacer = Pacer(0.0)
         self._read = 0
         self._claimed = 0
 
@@ -98,7 +98,7 @@ class CaptureSource:
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0
         self._claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
         self._cap, self._read = cap, 0
-        self._pacer = _Pacer(self.fps if self.realtime else 0.0)
+        self._pacer = Pacer(self.fps if self.realtime else 0.0)
         self._pacer.reset()
 
     def read(self) -> RawFrame | None:
@@ -181,7 +181,7 @@ class SyntheticSource:
                  seed: int = 0, noise: float = 6.0) -> None:
         self.name, self.fps, self.size = "synthetic", fps, size
         self.clip_len, self.seed, self.noise = clip_len, seed, noise
-        self._pacer = _Pacer(fps)
+        self._pacer = Pacer(fps)
         self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=2 * clip_len)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -1,11 +1,10 @@
-"""``edgelstm train``, ``distill`` and ``eval``: parse options, build a config, call one function, print.
+"""``edgelstm train`` and ``distill``: parse options, build a config, call one function, print.
 
 Only click at import time: ``edgelstm train --help`` does not import torch.
 """
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,78 +108,3 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
     dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
                          feature_weight=feature_weight, stream_pairs=kw["stream_pairs"])
     _report(run(_configs(student, kw), dcfg))
-
-
-@click.command("eval")
-@click.argument("target", type=click.Path(exists=True))
-@click.option("--data", default=None, help="Dataset [default: the one recorded in the checkpoint].")
-@click.option("--split", default="test", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Write eval_<split>.json and confusion_<split>.png here.")
-@click.option("--artifact", default=None, help="Bundle only: which artefact, e.g. onnxruntime:int8.")
-@click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Bundle only: the PyTorch checkpoint it came from; adds per-frame argmax agreement with it.")
-@click.option("--reference", default=None,
-              help="Bundle only: another artefact to compare with, e.g. onnxruntime:fp32 (agreement per frame).")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
-def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
-             checkpoint: str | None, reference: str | None, cache_dir: str | None) -> None:
-    """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
-    path = Path(target)
-    if path.is_dir():
-        result = _eval_bundle(path, data, split, artifact, cache_dir, checkpoint=checkpoint, reference=reference)
-        if out:
-            from edgelstm.fsutil import write_text_atomic
-
-            write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result, indent=2) + "\n")
-    else:
-        from edgelstm.train.evaluate import evaluate_checkpoint
-
-        result = evaluate_checkpoint(path, data or _recorded_source(path), split=split, out=out,
-                                     cache_dir=cache_dir).to_dict()
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} (n={result.get('n', result.get('clips', '?'))})")
-    if "early" in result:
-        click.echo("accuracy after seeing " + ", ".join(f"{float(k):.0%}: {v:.3f}" for k, v in result["early"].items()))
-    elif "accuracy_at_fraction" in result:
-        click.echo("accuracy after seeing " + ", ".join(f"{k}: {v:.3f}" for k, v in
-                                                        result["accuracy_at_fraction"].items()))
-    if "per_class" in result:
-        worst = sorted(result["per_class"].items(), key=lambda kv: kv[1])[:3]
-        click.echo("weakest classes: " + ", ".join(f"{k} {v:.3f}" for k, v in worst))
-    if "agreement" in result:
-        a = result["agreement"]
-        click.echo(f"agreement with {a['reference']}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in a.items() if k != "reference" and isinstance(v, float)))
-    if out:
-        click.echo(f"wrote {out}/eval_{split}.json" + ("" if path.is_dir() else f" and confusion_{split}.png"))
-
-
-def _recorded_source(path: Path) -> str:
-    from edgelstm.models.checkpoint import load_checkpoint
-
-    return str(load_checkpoint(path).data.get("source") or "synthetic")
-
-
-def _eval_bundle(path: Path, data: str | None, split: str, artifact: str | None, cache_dir: str | None, *,
-                 checkpoint: str | None = None, reference: str | None = None) -> dict:
-    """The torch-free branch (torch only with --checkpoint): the runtime evaluates the bundle's artefact."""
-    from edgelstm.data import load_dataset
-    from edgelstm.runtime.evaluate import evaluate_bundle  # written by the runtime side
-    from edgelstm.spec import Manifest
-
-    manifest = Manifest.read(path / "manifest.json")
-    size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
-    ds = load_dataset(data or "synthetic", size=size, clip_len=manifest.temporal.clip_len,
-                      stride=manifest.temporal.frame_stride, cache_dir=cache_dir)
-    kwargs: dict = {"artifact": artifact} if artifact else {}  # the runtime picks its default artefact otherwise
-    if checkpoint:
-        from edgelstm.train.evaluate import checkpoint_reference
-
-        kwargs["checkpoint"] = checkpoint_reference(checkpoint)
-    if reference:
-        kwargs["reference"] = reference
-    return dict(evaluate_bundle(path, ds, split=split, **kwargs))

@@ -8,7 +8,8 @@ import pytest
 from toy_bundle import LABELS, Toy
 
 from edgelstm.errors import DataError, UsageError
-from edgelstm.runtime.evaluate import accuracy_report, evaluate_bundle, stream_logits
+from edgelstm.measure.evaluate import accuracy_report, evaluate_bundle
+from edgelstm.runtime.stream import stream_logits
 
 TOL = 1e-5  # fp32 against a float64 reference over 6 steps
 
@@ -47,10 +48,11 @@ def test_accuracy_report_by_hand() -> None:
     logits[1, :2, 2] = 1  # clip 1 says 2 early, 1 late
     logits[1, 2:, 1] = 1
     r = accuracy_report(logits, np.array([0, 1]), None, ("x", "y", "z"))
-    assert r["accuracy"] == 1.0 and r["per_class"] == {"x": 1.0, "y": 1.0, "z": None}
-    assert r["accuracy_at_fraction"] == {"10%": 0.5, "25%": 0.5, "50%": 0.5, "100%": 1.0}
+    assert r.accuracy == 1.0 and r.per_class == {"x": 1.0, "y": 1.0, "z": None}
+    assert r.accuracy_at_fraction == {"10%": 0.5, "25%": 0.5, "50%": 0.5, "100%": 1.0}
+    assert r.confusion == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
     r = accuracy_report(logits, np.array([0, 1]), np.array([4, 2]), ("x", "y", "z"))  # clip 1 ends at step 2
-    assert r["accuracy"] == 0.5
+    assert r.accuracy == 0.5 and r.confusion == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,13 @@ def test_evaluate_bundle(toy: Toy, clips: np.ndarray) -> None:
     y[0] = (y[0] + 1) % len(LABELS)  # one wrong clip: accuracy 4/5
     data = _Data({"test": _Split(clips, y)})
     r = evaluate_bundle(toy.path, data, artifact="onnxruntime:fp32", reference="openvino:fp32")
-    assert r["accuracy"] == pytest.approx(0.8) and r["clips"] == 5 and r["frames"] == 30
-    assert r["agreement"]["reference"] == "openvino:fp32"
-    assert r["agreement"]["frame_argmax_agreement"] == 1.0 and r["agreement"]["max_abs_diff"] < TOL
+    assert r.accuracy == pytest.approx(0.8) and r.clips == 5 and r.frames == 30
+    assert r.agreement is not None and r.agreement.reference == "openvino:fp32"
+    assert r.agreement.frame_argmax_agreement == 1.0 and r.agreement.max_abs_diff < TOL
+    j = r.to_json()  # the keys `edgelstm eval BUNDLE --json` prints
+    assert j["accuracy"] == r.accuracy and j["clips"] == 5 and j["artifact"] == "onnxruntime:fp32"
+    assert j["agreement"]["reference"] == "openvino:fp32" and j["reference_accuracy"] == pytest.approx(0.8)
+    assert set(j["accuracy_at_fraction"]) == {"10%", "25%", "50%", "100%"}
     calls = []
 
     def torch_like(X: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
@@ -85,9 +91,9 @@ def test_evaluate_bundle(toy: Toy, clips: np.ndarray) -> None:
         return out
 
     r = evaluate_bundle(toy.path, data, artifact=("openvino", "fp32"), checkpoint=torch_like)
-    assert calls == [clips.shape] and r["agreement"]["reference"] == "torch"
-    assert r["agreement"]["frame_argmax_agreement"] <= 0.5 + 1e-9
-    assert r["inference_precision"] == "f32"
+    assert calls == [clips.shape] and r.agreement is not None and r.agreement.reference == "torch"
+    assert r.agreement.frame_argmax_agreement <= 0.5 + 1e-9
+    assert r.inference_precision == "f32"
     with pytest.raises(UsageError, match="BACKEND:PRECISION"):
         evaluate_bundle(toy.path, data, artifact="tflite:fp32")
     with pytest.raises(UsageError, match="split 'val'"):

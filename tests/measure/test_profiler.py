@@ -82,7 +82,7 @@ def test_profile_streams_two(bundle: Path, tmp_path: Path) -> None:
 
 
 def test_profile_accuracy_library(bundle: Path) -> None:
-    from edgelstm.runtime.profiler import profile_bundle
+    from edgelstm.measure.profiler import profile_bundle
 
     r = profile_bundle(bundle, devices=["cpu"], frames=5, warmup=1, fps=200, accuracy="synthetic", accuracy_clips=12)
     stream = [x for x in r.rows if x.mode == "stream"]

@@ -17,7 +17,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_soak_bounds(bundle: Path, tmp_path: Path) -> None:
-    from edgelstm.runtime.profile_soak import soak, write_test_video
+    from edgelstm.measure.soak import soak, write_test_video
 
     video = write_test_video(tmp_path / "loop.avi", frames=40, size=(240, 320))
     r = soak(bundle, frames=3000, video=video, synthetic_size=(96, 128))

@@ -243,7 +243,7 @@ def test_large_frames_are_halved_before_the_area_resize(toy: Toy) -> None:
     result is off by rounding only (each halving rounds once): at most 4 grey levels, mean under 0.5."""
     import cv2
 
-    from edgelstm.runtime.profile_harness import render_frames
+    from edgelstm.measure.harness import render_frames
 
     eng = Engine.load(toy.path)
     for frame in render_frames(4):

@@ -15,7 +15,7 @@ from edgelstm import spec
 from edgelstm.errors import SourceError
 from edgelstm.runtime.capture import Reconnect
 from edgelstm.runtime.engine import Engine
-from edgelstm.runtime.evaluate import stream_logits
+from edgelstm.runtime.stream import stream_logits
 from edgelstm.runtime.loop import Decision, Rate, TemporalGate, run_loop
 from edgelstm.runtime.sources import CaptureSource, ImageFolderSource, open_source
 

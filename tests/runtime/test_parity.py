@@ -14,7 +14,8 @@ bundles = pytest.importorskip("tests.bundles")  # the export's helpers (torch); 
 
 from edgelstm.runtime.backends import BackendOptions  # noqa: E402
 from edgelstm.runtime.engine import Engine  # noqa: E402
-from edgelstm.runtime.evaluate import evaluate_bundle, stream_logits  # noqa: E402
+from edgelstm.measure.evaluate import evaluate_bundle  # noqa: E402
+from edgelstm.runtime.stream import stream_logits  # noqa: E402
 
 TOL = 1e-4
 
@@ -75,11 +76,11 @@ def test_evaluate_bundle_with_torch_reference(real: tuple[Path, Path]) -> None:
     ds = load_dataset("synthetic", size=(32, 32), clip_len=8, counts=(10, 10, 20))
     # the intel-cpu profile pins OpenVINO to f32
     r = evaluate_bundle(bundle, ds, artifact="openvino:fp32", device="intel-cpu", checkpoint=_torch_logits(ckpt))
-    assert r["inference_precision"] == "f32"
-    assert r["clips"] == 20 and r["agreement"]["reference"] == "torch"
-    assert r["agreement"]["max_abs_diff"] < TOL and r["agreement"]["frame_argmax_agreement"] == 1.0
-    assert r["accuracy"] == r["reference_accuracy"]
-    assert set(r["accuracy_at_fraction"]) == {"10%", "25%", "50%", "100%"}
+    assert r.inference_precision == "f32"
+    assert r.clips == 20 and r.agreement is not None and r.agreement.reference == "torch"
+    assert r.agreement.max_abs_diff < TOL and r.agreement.frame_argmax_agreement == 1.0
+    assert r.accuracy == r.reference_accuracy
+    assert set(r.accuracy_at_fraction) == {"10%", "25%", "50%", "100%"}
 
 
 def test_tiny_model_runs_single_threaded(real: tuple[Path, Path]) -> None:

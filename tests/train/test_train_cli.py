@@ -60,10 +60,14 @@ def test_distill_and_eval(teacher_run: Path, tmp_path: Path) -> None:
     assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6  # taken from the teacher
     text = _run(["eval", str(out / "best.pt"), "--json", "--out", str(tmp_path / "ev")])
     res = json.loads(text)
-    assert 0 <= res["accuracy"] <= 1 and res["n"] == 20 and set(res["early"]) == {"0.1", "0.25", "0.5", "1"}
-    assert res["early"]["1"] == pytest.approx(res["accuracy"])  # the causal model's last step is its output
+    # the same keys as `eval BUNDLE` (the bundle path's names: clips, accuracy_at_fraction)
+    assert 0 <= res["accuracy"] <= 1 and res["clips"] == 20
+    assert set(res["accuracy_at_fraction"]) == {"10%", "25%", "50%", "100%"} and res["artifact"] == "torch"
+    # the causal model's last step is its output
+    assert res["accuracy_at_fraction"]["100%"] == pytest.approx(res["accuracy"])
     assert np.array(res["confusion"]).sum() == 20
     assert (tmp_path / "ev" / "confusion_test.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "ev" / "eval_test.json").read_text()) == res
     text = _run(["eval", str(teacher_run / "best.pt"), "--split", "val"])
     assert "val accuracy" in text and "accuracy after seeing" in text
 
@@ -126,10 +130,10 @@ def test_wrong_model_for_data_kind(tmp_path: Path) -> None:
 
 def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder is a bundle: the dataset is loaded at the manifest's size and clip length and handed to
-    edgelstm.runtime.evaluate.evaluate_bundle (the torch-free path), whose dict is printed."""
+    edgelstm.measure.evaluate.evaluate_bundle (the torch-free path), whose result is printed as JSON."""
     from types import SimpleNamespace
 
-    import edgelstm.runtime.evaluate as rt
+    import edgelstm.measure.evaluate as rt
     import edgelstm.spec as spec
 
     calls = {}
@@ -139,13 +143,14 @@ def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytes
 
     def fake_eval(path, ds, *, split, **kw):  # noqa: ANN001, ANN003, ANN202
         calls.update(path=path, shape=ds[split].X.shape, split=split, **kw)
-        return {"accuracy": 0.25, "n": len(ds[split])}
+        return rt.EvalResult(artifact="onnxruntime:int8", split=split, clips=len(ds[split]), frames=0, accuracy=0.25,
+                             per_class={}, accuracy_at_fraction={}, confusion=[], classes=(), seconds=0.0)
 
     monkeypatch.setattr(rt, "evaluate_bundle", fake_eval)
     (tmp_path / "bundle").mkdir()
     out = _run(["eval", str(tmp_path / "bundle"), "--data", "synthetic", "--split", "val", "--json",
                 "--artifact", "onnxruntime:int8"])
-    assert json.loads(out)["accuracy"] == 0.25
+    assert json.loads(out)["accuracy"] == 0.25 and json.loads(out)["artifact"] == "onnxruntime:int8"
     assert calls["shape"][1:] == (4, 16, 16, 3) and calls["split"] == "val" and calls["artifact"] == "onnxruntime:int8"
 
 
