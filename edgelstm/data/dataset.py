@@ -131,7 +131,18 @@ def load_dataset(spec: str | Path, *, size: tuple[int, int] = (64, 64), clip_len
                        cache_dir=Path(cache_dir) if cache_dir is not None else None)
     text = str(spec)
     ds = _load(text, opts)
+    _check_classes(ds)
     return dataclasses.replace(ds, seed=opts.seed)
+
+
+def _check_classes(ds: Dataset) -> None:
+    """A classifier needs two classes to tell apart: refuse a dataset whose labels are all one class."""
+    labels = np.unique(np.concatenate([s.y for s in ds.splits.values()])) if ds.splits else np.zeros(0, np.int64)
+    if len(ds.classes) < 2 or len(labels) < 2:
+        only = ds.classes[int(labels[0])] if len(labels) and int(labels[0]) < len(ds.classes) else "none"
+        raise DataError(f"has a single class ('{only}'; {len(ds.classes)} in its class list)",
+                        expected="at least two classes with examples",
+                        fix="add clips of another class (a class folder, or rows with another label)", path=ds.source)
 
 
 def _load(text: str, opts: LoadOptions) -> Dataset:

@@ -11,6 +11,10 @@ from edgelstm.errors import DataError
 
 FPS_KEY = "fps"      # optional scalar: rate of the feature steps
 STRIDE_KEY = "stride"
+# Without a 'classes' array the class count is max(y) + 1. Labels that skip most of 0..max(y) are more likely
+# ids than class indices (a 100001-class model for 3 labels): refuse when max(y) + 1 exceeds this many times
+# the number of distinct labels.
+SPARSE_LABEL_FACTOR = 4
 
 
 def load_features(path: Path, opts: LoadOptions) -> Dataset:
@@ -39,7 +43,15 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
     X, y, lengths = _validate(path, X, y, lengths)
     n = len(y)
     if classes is None:
-        classes = [str(i) for i in range(int(y.max()) + 1)] if n else []
+        implied, distinct = int(y.max()) + 1, len(np.unique(y))
+        if y.min() >= 0 and implied > SPARSE_LABEL_FACTOR * distinct:
+            raise DataError(f"y has {distinct} distinct labels but runs up to {implied - 1}, which would make a "
+                            f"{implied}-class model, and there is no 'classes' array",
+                            expected=f"labels 0..K-1 with K at most {SPARSE_LABEL_FACTOR}x the distinct labels, "
+                                     "or a 'classes' array naming every class",
+                            fix="renumber y to 0..K-1 (np.unique(y, return_inverse=True)[1]) or save a 'classes' "
+                                "array", path=path)
+        classes = [str(i) for i in range(implied)]
     if n and (y.min() < 0 or y.max() >= len(classes)):
         bad = int(y[(y < 0) | (y >= len(classes))][0])
         raise DataError(f"label {bad} is outside the class list (0..{len(classes) - 1})",
@@ -61,6 +73,12 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
         parts = carve(y[index["train"]], {"train": 0.0, "val": opts.val_fraction}, seed=opts.seed)
         tr = index["train"]
         index.update({"train": tr[parts["train"]], "val": tr[parts["val"]]})
+    for name in ("train", "val"):
+        if not len(index.get(name, ())):
+            raise DataError(f"the '{name}' split is empty ({n} sequences: {', '.join(f'{k} {len(v)}' for k, v in index.items())})",
+                            expected="at least one sequence in train and in val",
+                            fix="mark some rows 'val' in 'split', or add sequences (each class needs a few to carve "
+                                "val from)", path=path)
     splits = {}
     for s, idx in index.items():
         ln = lengths[idx] if lengths is not None else None
@@ -74,16 +92,23 @@ def _validate(path: Path, X: np.ndarray, y: np.ndarray,
     if X.ndim != 3:
         raise DataError(f"X has rank {X.ndim} (shape {X.shape})", expected="X of shape (N, T, F)",
                         fix="stack per-frame features as (clips, steps, features)", path=path)
-    if not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"X has dtype {X.dtype}", expected="a float array", path=path)
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise DataError(f"X has dtype {X.dtype}", expected="a real (float or integer) array",
+                        fix="save real features, e.g. X.astype(np.float32) (for complex values, split real and "
+                            "imaginary parts into features)", path=path)
+    if 0 in X.shape:
+        raise DataError(f"X has shape {X.shape}: no {'sequences' if X.shape[0] == 0 else 'steps' if X.shape[1] == 0 else 'features'}",
+                        expected="X of shape (N, T, F) with N, T and F at least 1",
+                        fix="check the feature extraction wrote something", path=path)
     X = X.astype(np.float32, copy=False)
     if not np.isfinite(X).all():
         bad = int(np.argwhere(~np.isfinite(X))[0][0])
         raise DataError(f"X holds NaN or infinite values (first in sequence {bad})", expected="finite features",
                         fix="drop or repair those sequences", path=path)
-    if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+    if y.shape != (X.shape[0],) or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise DataError(f"y has shape {y.shape} and dtype {y.dtype}", expected=f"({X.shape[0]},) integers",
                         path=path)
+    y = _labels(path, y)
     if lengths is not None:
         if lengths.shape != y.shape or not np.issubdtype(lengths.dtype, np.integer):
             raise DataError(f"lengths has shape {lengths.shape} and dtype {lengths.dtype}",
@@ -92,4 +117,20 @@ def _validate(path: Path, X: np.ndarray, y: np.ndarray,
             raise DataError(f"lengths run from {lengths.min()} to {lengths.max()}",
                             expected=f"1..{X.shape[1]} (T of X)", path=path)
         lengths = lengths.astype(np.int64)
-    return X, y.astype(np.int64), lengths
+    return X, y, lengths
+
+
+def _labels(path: Path, y: np.ndarray) -> np.ndarray:
+    """y as int64 class indices, refusing values a cast would change (fractions, negatives, > int64)."""
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise DataError(f"y holds {y[bad][0].item()!r} (dtype {y.dtype}), not a whole number",
+                            expected="integer class indices 0..K-1", fix="save y as integers", path=path)
+    big = np.iinfo(np.int64).max
+    out_of_range = (y < 0) | (y > big)
+    if out_of_range.any():
+        v = y[out_of_range][0]
+        raise DataError(f"y holds label {v.item()!r}, which is not a class index", expected="labels 0..K-1",
+                        fix="renumber y to 0..K-1 (np.unique(y, return_inverse=True)[1])", path=path)
+    return y.astype(np.int64)

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -126,8 +127,14 @@ def _read_list(listfile: Path, root: Path, classes: list[str]) -> list[Entry]:
 
 def discover_csv(path: Path) -> tuple[list[str], dict[str, list[Entry]]]:
     """Rows ``path,label[,start_s,end_s[,split]]``, with or without a header naming those columns."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM (Excel's UTF-8 export) is dropped
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise DataError(f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}; Latin-1 or "
+                        "Windows-1252 perhaps)", expected="a UTF-8 encoded CSV",
+                        fix=f"re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.csv",
+                        path=path) from None
     if not rows:
         raise DataError("the CSV is empty", expected="rows path,label[,start_s,end_s]", path=path)
     cols = ["path", "label", "start_s", "end_s", "split"]
@@ -151,6 +158,11 @@ def discover_csv(path: Path) -> tuple[list[str], dict[str, list[Entry]]]:
         except ValueError:
             raise DataError(f"row {n} has start/end times that are not numbers", expected="seconds, e.g. 1.5",
                             path=path) from None
+        if any(t is not None and not (math.isfinite(t) and t >= 0) for t in (start, end)) or \
+                (start is not None and end is not None and end <= start):
+            raise DataError(f"row {n} has start {rec.get('start_s')!s}s and end {rec.get('end_s')!s}s",
+                            expected="finite seconds, 0 <= start < end (or empty for the whole video)",
+                            fix="fix the times, or leave both empty", path=path)
         split = rec.get("split") or None
         if split is not None and split not in SPLITS:
             raise DataError(f"row {n} has split '{split}'", expected="train, val or test", path=path)

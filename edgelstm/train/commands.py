@@ -70,6 +70,36 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        stream_pairs=kw["stream_pairs"])
 
 
+def _check_resume(cfg: Any, *, default_size: tuple[int, int] | None) -> None:
+    """--resume continues a run as it was: refuse fewer epochs than it did, or another frame size or clip length.
+
+    ``default_size`` is the size an unset --size means (train: 64,64; distill: None, the teacher's).
+    """
+    last = cfg.out / "last.pt"
+    if not cfg.resume or not last.is_file():
+        return  # a missing last.pt is the trainer's error
+    from edgelstm.errors import UsageError
+    from edgelstm.models.checkpoint import load_checkpoint
+
+    run = load_checkpoint(last, with_extra=True)
+    done = int(run.extra.get("epoch", 0))
+    if cfg.epochs <= done:
+        raise UsageError(f"--epochs {cfg.epochs} with --resume, but the run in {cfg.out} already trained {done} epochs",
+                         expected=f"--epochs greater than {done}",
+                         fix=f"pass --epochs {done + 1} or more to train further (`edgelstm eval {last}` scores it)")
+    was_size = tuple(run.data["size"]) if run.data.get("size") else None
+    size = cfg.data.size or default_size
+    if was_size is not None and size is not None and tuple(size) != was_size:
+        raise UsageError(f"--size {size[0]},{size[1]} with --resume, but the run in {cfg.out} trained at "
+                         f"{was_size[0]},{was_size[1]}", expected="the run's frame size",
+                         fix=f"pass --size {was_size[0]},{was_size[1]}, or start a new run in another --out")
+    was_len = run.data.get("clip_len")
+    if was_len is not None and int(was_len) != cfg.data.clip_len:
+        raise UsageError(f"--clip-len {cfg.data.clip_len} with --resume, but the run in {cfg.out} trained with "
+                         f"--clip-len {was_len}", expected="the run's clip length",
+                         fix=f"pass --clip-len {was_len}, or start a new run in another --out")
+
+
 def _report(r: Any) -> None:
     test = f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "n/a"
     click.echo(f"val accuracy {r.val_accuracy:.4f}, test accuracy {test}, {r.params:,} params, "
@@ -86,7 +116,9 @@ def train(model: str | None, **kw: Any) -> None:
 
     if model is None:
         model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "student"
-    _report(run(_configs(model, kw)))
+    cfg = _configs(model, kw)
+    _check_resume(cfg, default_size=None if model == "lstm" else (64, 64))
+    _report(run(cfg))
 
 
 @click.command()
@@ -107,4 +139,6 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
 
     dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
                          feature_weight=feature_weight, stream_pairs=kw["stream_pairs"])
-    _report(run(_configs(student, kw), dcfg))
+    cfg = _configs(student, kw)
+    _check_resume(cfg, default_size=None)  # unset --size: the teacher's
+    _report(run(cfg, dcfg))

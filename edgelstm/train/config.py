@@ -1,9 +1,29 @@
-"""Frozen configs for training and distillation. The CLI builds one and calls one function."""
+"""Frozen configs for training and distillation. The CLI builds one and calls one function.
+
+Each config refuses nonsense when it is built (``__post_init__``), before anything touches the disk: a
+:class:`~edgelstm.errors.UsageError` (exit 2) naming the option, the value, what was expected and the fix.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgelstm.errors import UsageError
+
+
+def _at_least(option: str, value: int, low: int, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{option} {value!r}", expected=f"a whole number >= {low}", fix=fix)
+
+
+def _finite(option: str, value: float, *, low: float, low_ok: bool, high: float = math.inf, fix: str) -> None:
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= low if low_ok else value > low) \
+        and value <= high
+    if not ok:
+        bound = f"{'>=' if low_ok else '>'} {low:g}" + (f" and <= {high:g}" if math.isfinite(high) else "")
+        raise UsageError(f"{option} {value!r}", expected=f"a finite number {bound}", fix=fix)
 
 
 @dataclass(frozen=True)
@@ -17,6 +37,12 @@ class DataConfig:
     stride: int = 2
     counts: tuple[int, int, int] | None = None  # synthetic only: clips per split
     cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        _at_least("--clip-len", self.clip_len, 1, "pass the frames per clip, e.g. --clip-len 16")
+        _at_least("--stride", self.stride, 1, "pass a frame stride of 1 or more, e.g. --stride 2")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise UsageError(f"--size {self.size}", expected="two positive integers H,W", fix="pass e.g. --size 64,64")
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,17 @@ class TrainConfig:
     progress: bool = True
     eval_batch_size: int = 128
 
+    def __post_init__(self) -> None:
+        _at_least("--epochs", self.epochs, 1, "train for at least one epoch, e.g. --epochs 10")
+        _at_least("--batch-size", self.batch_size, 1, "pass a positive batch size, e.g. --batch-size 32")
+        _at_least("eval_batch_size", self.eval_batch_size, 1, "pass a positive evaluation batch size")
+        _at_least("--threads", self.threads, 0, "pass 0 (torch's default) or a number of threads")
+        _finite("--lr", self.lr, low=0.0, low_ok=False, high=10.0, fix="pass a small positive rate, e.g. --lr 3e-3")
+        _finite("weight_decay", self.weight_decay, low=0.0, low_ok=True, fix="pass 0 or a small positive decay")
+        _finite("label_smoothing", self.label_smoothing, low=0.0, low_ok=True, high=0.99,
+                fix="pass a value in [0, 1), e.g. 0.1")
+        _finite("--step-loss", self.step_loss, low=0.0, low_ok=True, fix="pass 0 (off) or a positive weight")
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -49,3 +86,8 @@ class DistillConfig:
     step_weighting: str = "uniform"  # "uniform" or "linear" (later steps count more) over the student's steps
     feature_weight: float = 0.0    # MSE between the student's last hidden state (projected) and the teacher's
     stream_pairs: bool = False     # also train on two clips back to back (no state reset), labelled per segment
+
+    def __post_init__(self) -> None:
+        _finite("--alpha", self.alpha, low=0.0, low_ok=True, high=1.0, fix="pass a weight in [0, 1], e.g. --alpha 0.5")
+        _finite("--temperature", self.temperature, low=0.0, low_ok=False, fix="pass e.g. --temperature 4")
+        _finite("--feature-weight", self.feature_weight, low=0.0, low_ok=True, fix="pass 0 (off) or a positive weight")

@@ -134,3 +134,129 @@ def _first_frame_offset(avi: bytes) -> int:
 def _(w: World, tmp: Path) -> Outcome:
     (tmp / "notes.txt").write_text("x\n")
     return _train(tmp / "notes.txt", tmp / "run")
+
+
+# --- features files, lists and one-class sets that used to train absurd models or crash ------------
+def _npz(path: Path, X: Any = None, y: Any = None, **extra: Any) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 4, 3)).astype(np.float32) if X is None else X
+    y = np.arange(len(X)) % 3 if y is None else y
+    np.savez(path, X=X, y=y, **extra)
+    return path
+
+
+@case("features-sparse-labels", "data", "a features .npz with labels up to 100000 and no class list",
+      "edgelstm train --data ids.npz", 1, "y has 3 distinct labels but runs up to 100000")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "ids.npz", y=np.array([0, 7, 100000] * 4)), tmp / "run")
+
+
+@case("features-one-class", "data", "a features .npz whose labels are all one class", "edgelstm train --data one.npz",
+      1, "has a single class")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "one.npz", y=np.zeros(12, np.int64)), tmp / "run")
+
+
+@case("features-empty-val", "data", "a features .npz too small to carve a validation split",
+      "edgelstm train --data tiny.npz", 1, "the 'val' split is empty")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    X = np.ones((3, 4, 3), np.float32)
+    return _train(_npz(tmp / "tiny.npz", X=X, y=np.arange(3), split=np.array(["train"] * 3)), tmp / "run")
+
+
+@case("features-no-sequences", "data", "a features .npz with N=0 sequences", "edgelstm train --data empty.npz", 1,
+      "X has shape (0, 4, 3): no sequences")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "empty.npz", X=np.zeros((0, 4, 3), np.float32), y=np.zeros(0, np.int64)), tmp / "run")
+
+
+@case("features-no-steps", "data", "a features .npz with T=0 steps", "edgelstm train --data t0.npz", 1,
+      "X has shape (12, 0, 3): no steps")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "t0.npz", X=np.zeros((12, 0, 3), np.float32)), tmp / "run")
+
+
+@case("features-no-features", "data", "a features .npz with F=0 features per step", "edgelstm train --data f0.npz",
+      1, "X has shape (12, 4, 0): no features")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "f0.npz", X=np.zeros((12, 4, 0), np.float32)), tmp / "run")
+
+
+@case("features-complex", "data", "a features .npz with complex X", "edgelstm train --data c.npz", 1,
+      "X has dtype complex64")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "c.npz", X=np.ones((12, 4, 3), np.complex64)), tmp / "run")
+
+
+@case("features-fractional-labels", "data", "a features .npz with fractional float labels (2.5)",
+      "edgelstm train --data frac.npz", 1, "y holds 2.5 (dtype float64), not a whole number")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "frac.npz", y=np.array([0.0, 1.0, 2.5] * 4)), tmp / "run")
+
+
+@case("features-negative-label", "data", "a features .npz with a negative label", "edgelstm train --data neg.npz", 1,
+      "y holds label -1, which is not a class index")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "neg.npz", y=np.array([0, 1, -1] * 4)), tmp / "run")
+
+
+@case("features-label-overflow", "data", "a features .npz with a uint64 label beyond int64 (would wrap negative)",
+      "edgelstm train --data big.npz", 1, "y holds label 18446744073709551615")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return _train(_npz(tmp / "big.npz", y=np.array([0, 1, 2**64 - 1] * 4, np.uint64)), tmp / "run")
+
+
+def _csv_videos(w: World, tmp: Path) -> list[Path]:
+    videos = []
+    for i in range(6):
+        videos.append(tmp / f"v{i}.avi")
+        shutil.copy(w.video, videos[-1])
+    return videos
+
+
+@case("csv-latin1", "data", "a CSV list saved in Latin-1 (not UTF-8)", "edgelstm train --data list.csv", 1,
+      "list.csv: is not UTF-8 text (byte 0xe9")
+def _(w: World, tmp: Path) -> Outcome:
+    rows = [f"{v.name},{'café' if i % 2 else 'walk'}" for i, v in enumerate(_csv_videos(w, tmp))]
+    (tmp / "list.csv").write_bytes(("path,label\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    return _train(tmp / "list.csv", tmp / "run")
+
+
+@case("csv-nan-times", "data", "a CSV list with NaN start/end times", "edgelstm train --data list.csv", 1,
+      "row 3 has start nans and end 2.0s")
+def _(w: World, tmp: Path) -> Outcome:
+    rows = [f"{v.name},{'jump' if i % 2 else 'walk'},0.0,2.0" for i, v in enumerate(_csv_videos(w, tmp))]
+    rows[1] = rows[1].replace(",0.0,", ",nan,")
+    (tmp / "list.csv").write_text("path,label,start_s,end_s\n" + "\n".join(rows) + "\n")
+    return _train(tmp / "list.csv", tmp / "run")
+
+
+@case("data-one-class", "data", "a video folder with a single class folder", "edgelstm train --data videos/", 1,
+      "has a single class ('walk'")
+def _(w: World, tmp: Path) -> Outcome:
+    (tmp / "videos" / "walk").mkdir(parents=True)
+    for i in range(4):
+        shutil.copy(w.video, tmp / "videos" / "walk" / f"{i}.avi")
+    return _train(tmp / "videos", tmp / "run")

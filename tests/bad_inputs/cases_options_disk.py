@@ -193,3 +193,77 @@ def _(w: World, tmp: Path) -> Outcome:
         return real(self, *a, **k)
 
     return _disk_full_export(w, tmp, lambda mp: mp.setattr(Path, "write_text", write_text))
+
+
+# === training options (edgelstm train / distill): refused before the run folder exists ==========
+def _train_opts(tmp: Path, *extra: object, command: str = "train") -> Outcome:
+    out = tmp / "run"
+    res = run_cli(command, "--data", "synthetic", "--out", out, "--size", "16,16", "--clip-len", "4", *extra)
+    assert not out.exists(), "a refused run left its --out folder behind"
+    return res
+
+
+@case("train-epochs-zero", "options", "--epochs 0", "edgelstm train --epochs 0", 2, "--epochs 0; expected a whole number >= 1")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_opts(tmp, "--epochs", "0")
+
+
+@case("train-batch-zero", "options", "--batch-size 0", "edgelstm train --batch-size 0", 2,
+      "--batch-size 0; expected a whole number >= 1")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_opts(tmp, "--batch-size", "0")
+
+
+@case("train-lr-nan", "options", "--lr nan", "edgelstm train --lr nan", 2, "--lr nan; expected a finite number > 0")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_opts(tmp, "--lr", "nan")
+
+
+@case("train-lr-negative", "options", "a negative --lr", "edgelstm train --lr -0.01", 2,
+      "--lr -0.01; expected a finite number > 0")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_opts(tmp, "--lr", "-0.01")
+
+
+@case("distill-temperature-zero", "options", "distill --temperature 0", "edgelstm distill --teacher T --temperature 0",
+      2, "--temperature 0.0; expected a finite number > 0")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_opts(tmp, "--teacher", w.ckpt, "--temperature", "0", command="distill")
+
+
+def _resumable(w: World, tmp: Path, epochs_done: int) -> Path:
+    """A run folder whose last.pt is the world's checkpoint (32x32, clip 8) after ``epochs_done`` epochs."""
+    from edgelstm.models.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp / "run"
+    run.mkdir()
+    ckpt = load_checkpoint(w.ckpt, with_extra=True)
+    ckpt.extra = {**ckpt.extra, "epoch": epochs_done}
+    save_checkpoint(run / "last.pt", ckpt)
+    return run
+
+
+def _resume(w: World, tmp: Path, *extra: object) -> Outcome:
+    run = _resumable(w, tmp, epochs_done=3)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    res = run_cli("train", "--data", "synthetic", "--out", run, "--resume", *extra)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before, "a refused --resume changed the run folder"
+    return res
+
+
+@case("resume-fewer-epochs", "options", "--resume with fewer --epochs than the run already trained",
+      "edgelstm train --out RUN --resume --epochs 2", 2, "already trained 3 epochs")
+def _(w: World, tmp: Path) -> Outcome:
+    return _resume(w, tmp, "--epochs", "2", "--size", "32,32", "--clip-len", "8")
+
+
+@case("resume-other-size", "options", "--resume with another --size than the run", "edgelstm train --out RUN --resume --size 16,16",
+      2, "--size 16,16 with --resume, but the run in")
+def _(w: World, tmp: Path) -> Outcome:
+    return _resume(w, tmp, "--epochs", "5", "--size", "16,16", "--clip-len", "8")
+
+
+@case("resume-other-clip-len", "options", "--resume with another --clip-len than the run",
+      "edgelstm train --out RUN --resume --clip-len 4", 2, "--clip-len 4 with --resume")
+def _(w: World, tmp: Path) -> Outcome:
+    return _resume(w, tmp, "--epochs", "5", "--size", "32,32", "--clip-len", "4")
