@@ -168,3 +168,49 @@ def test_eval_bundle_agrees_with_its_checkpoint(tmp_path: Path) -> None:
     assert res["agreement"]["reference"] == "torch"
     assert res["agreement"]["frame_argmax_agreement"] == 1.0 and res["agreement"]["max_abs_diff"] <= 1e-4
     assert json.loads((tmp_path / "ev" / "eval_test.json").read_text())["accuracy"] == res["accuracy"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--epochs", "2"], "--epochs 2 with --resume, but the run in"),              # the run already did 2
+    (["--epochs", "3", "--size", "32,32"], "--size 32,32 with --resume"),          # it trained at 16,16
+    (["--epochs", "3"], "--size 64,64 with --resume"),                             # an unset --size means 64,64
+    (["--epochs", "3", "--size", "16,16", "--clip-len", "8"], "--clip-len 8 with --resume"),
+])
+def test_resume_must_match_the_run(teacher_run: Path, extra: list[str], needle: str) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in teacher_run.iterdir()}
+    args = ["train", "--model", "teacher_tiny", "--out", str(teacher_run), "--resume", "--data", "synthetic",
+            "--counts", "40,20,20", "--batch-size", "8", *extra]
+    if "--clip-len" not in extra:
+        args += ["--clip-len", "6"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.output and "Fix:" in r.output, r.output
+    assert {p.name: p.stat().st_mtime_ns for p in teacher_run.iterdir()} == before  # nothing written
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("epochs", 0, "--epochs 0"), ("batch_size", -4, "--batch-size -4"), ("lr", float("nan"), "--lr nan"),
+    ("lr", 0.0, "--lr 0.0"), ("lr", -1e-3, "--lr -0.001"), ("threads", -1, "--threads -1"),
+    ("label_smoothing", 1.0, "label_smoothing 1.0"), ("step_loss", float("inf"), "--step-loss inf"),
+])
+def test_train_config_refuses_nonsense(tmp_path: Path, field: str, value: object, needle: str) -> None:
+    from edgelstm.errors import UsageError
+    from edgelstm.train.config import DataConfig, TrainConfig
+
+    with pytest.raises(UsageError, match=needle.replace("(", r"\(")) as e:
+        TrainConfig(model="student_tiny", out=tmp_path / "run", **{field: value})  # type: ignore[arg-type]
+    assert e.value.exit_code == 2 and "expected" in str(e.value) and "Fix:" in str(e.value)
+    assert not (tmp_path / "run").exists()
+    TrainConfig(model="student_tiny", out=tmp_path / "run")  # the defaults pass
+    with pytest.raises(UsageError, match="--clip-len 0"):
+        DataConfig(clip_len=0)
+
+
+@pytest.mark.parametrize("field,value", [("alpha", 1.5), ("alpha", float("nan")), ("temperature", 0.0),
+                                         ("feature_weight", -1.0)])
+def test_distill_config_refuses_nonsense(field: str, value: float) -> None:
+    from edgelstm.errors import UsageError
+    from edgelstm.train.config import DistillConfig
+
+    with pytest.raises(UsageError, match=f"--{field.replace('_', '-')}"):
+        DistillConfig(teacher=Path("t.pt"), **{field: value})  # type: ignore[arg-type]
