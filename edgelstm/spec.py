@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BundleError
+from edgelstm.jsonspec import from_jsonable, to_jsonable
+from edgelstm.quantreport import Int8Report
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -192,7 +192,7 @@ class Manifest:
     parity: tuple[ParityResult, ...]
     versions: Versions
     created: str = ""
-    quantization: dict[str, Any] = field(default_factory=dict)  # the INT8 report, free-form JSON
+    quantization: Int8Report | None = None  # the INT8 gate's report; None until INT8 artefacts exist
     data_source: str = ""  # what the model was trained on ("synthetic", a path): the default calibration data
 
     def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
@@ -200,6 +200,12 @@ class Manifest:
             if (a.role, a.backend, a.precision) == (role, backend, precision):
                 return a
         return None
+
+    def data_options(self) -> dict[str, Any]:
+        """How to load data for this model (``edgelstm.data.load_dataset`` keywords): its frame size and
+        clip length; feature models take no size."""
+        size = {"size": self.preprocess.size} if self.preprocess is not None else {}
+        return {**size, "clip_len": self.temporal.clip_len}
 
     def to_json(self) -> str:
         return json.dumps(to_jsonable(self), indent=2, sort_keys=False) + "\n"
@@ -226,6 +232,8 @@ class Manifest:
                 expected=f"format_version <= {FORMAT_VERSION}",
                 fix="upgrade edgelstm (pip install -U edgelstm) or export the bundle with this version",
                 path=source)
+        if data.get("quantization") == {}:  # 0.1 bundles wrote an empty object for "no INT8 report"
+            data = {**data, "quantization": None}
         return from_jsonable(cls, data, where="manifest", source=source)
 
     @classmethod
@@ -296,92 +304,3 @@ def dynamic_axes(*groups: tuple[TensorSpec, ...]) -> dict[str, dict[int, str]]:
             if axes:
                 out[t.name] = axes
     return out
-
-
-# --- strict JSON conversion -------------------------------------------------------------
-def to_jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, StrEnum):
-        return str(obj)
-    if isinstance(obj, (tuple, list)):
-        return [to_jsonable(x) for x in obj]
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    return obj
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _bad(where: str, source: str | Path, got: Any, expected: str) -> BundleError:
-    return BundleError(f"field '{where}' is {json.dumps(got)[:80]} ({type(got).__name__})",
-                       expected=expected, fix="re-export the bundle with `edgelstm export`", path=source)
-
-
-def from_jsonable(tp: Any, data: Any, *, where: str, source: str | Path) -> Any:
-    """Rebuild ``tp`` from JSON data, rejecting missing, unknown and wrongly typed fields."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return from_jsonable(arg, data, where=where, source=source)
-            except BundleError as e:
-                errors.append(e)
-        raise _bad(where, source, data, " or ".join(_type_name(a) for a in args))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(data, dict):
-            raise _bad(where, source, data, f"an object ({tp.__name__})")
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise BundleError(f"unknown field '{where}.{unknown[0]}'",
-                              expected="only " + ", ".join(fields),
-                              fix="remove the field, or upgrade edgelstm if a newer version wrote it", path=source)
-        kwargs = {}
-        for name, f in fields.items():
-            if name not in data:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise BundleError(f"missing field '{where}.{name}'", expected=f"a {_type_name(hints[name])}",
-                                      fix="re-export the bundle with `edgelstm export`", path=source)
-                continue
-            kwargs[name] = from_jsonable(hints[name], data[name], where=f"{where}.{name}", source=source)
-        return tp(**kwargs)
-    if isinstance(tp, type) and issubclass(tp, StrEnum):
-        if data not in {m.value for m in tp}:
-            raise _bad(where, source, data, "one of " + ", ".join(m.value for m in tp))
-        return tp(data)
-    if origin is tuple:
-        if not isinstance(data, list):
-            raise _bad(where, source, data, "a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_jsonable(args[0], x, where=f"{where}[{i}]", source=source) for i, x in enumerate(data))
-        if len(data) != len(args):
-            raise _bad(where, source, data, f"a list of {len(args)}")
-        return tuple(from_jsonable(a, x, where=f"{where}[{i}]", source=source)
-                     for i, (a, x) in enumerate(zip(args, data)))
-    if origin is dict or tp is dict:
-        if not isinstance(data, dict):
-            raise _bad(where, source, data, "an object")
-        return data
-    if tp is Any:
-        return data
-    if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise _bad(where, source, data, "a number")
-        return float(data)
-    if tp is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise _bad(where, source, data, "an integer")
-        return data
-    if tp in (str, bool):
-        if not isinstance(data, tp):
-            raise _bad(where, source, data, f"a {tp.__name__}")
-        return data
-    raise TypeError(f"spec field type {tp!r} at {where} is not supported")

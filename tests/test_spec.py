@@ -42,3 +42,57 @@ def test_dynamic_axes_follow_names() -> None:
     inputs, outputs = spec.step_io(info)
     axes = spec.dynamic_axes(inputs, outputs)
     assert axes[spec.H_IN] == {1: spec.BATCH} and axes[spec.FEATURES] == {0: spec.BATCH}
+
+
+# The INT8 report exactly as edgelstm 0.1 wrote it (export's QuantReport.to_json, trimmed to one backend).
+V01_QUANTIZATION = {
+    "gate": {"max_drop_points": 1.0, "min_final_agreement": 0.98},
+    "data": {"source": "synthetic", "split": "test", "eval_clips": 200, "calib_clips": 64, "max_drop": 1.0},
+    "trials": [{"backend": "onnxruntime", "kept_float": [], "accuracy_fp32": 0.825, "accuracy_int8": 0.825,
+                "frame_agreement": 0.99, "final_agreement": 1.0, "flips_fp32": 12.5, "flips_int8": 11.9,
+                "passed": True, "inference_precision": "", "drop_points": 0.0}],
+    "backends": {"onnxruntime": {
+        "fp32": {"bytes": 1000, "latency_ms": 0.05, "latency_ms_by_batch": {"1": 0.05, "8": 0.02, "32": 0.01},
+                 "graphs": {"encoder": {"file": "encoder-fp32.onnx", "op_types": {"Conv": 7}}}},
+        "int8": {"bytes": 600, "latency_ms": 0.06, "latency_ms_by_batch": {"1": 0.06, "8": 0.018, "32": 0.009},
+                 "graphs": {"encoder": {"file": "encoder-int8.onnx", "op_types": {"QuantizeLinear": 4}}}},
+        "int8_fp32_latency_ratio": 1.2, "int8_fp32_latency_ratio_by_batch": {"1": 1.2, "8": 0.9, "32": 0.9},
+        "int8_pays": False, "int8_pays_from_batch": 8,
+        "chosen": {"backend": "onnxruntime", "kept_float": [], "accuracy_fp32": 0.825, "accuracy_int8": 0.825,
+                   "frame_agreement": 0.99, "final_agreement": 1.0, "flips_fp32": 12.5, "flips_int8": 11.9,
+                   "passed": True, "inference_precision": "", "drop_points": 0.0}}},
+}
+
+
+@pytest.mark.parametrize("quantization", [{}, V01_QUANTIZATION])
+def test_a_v01_manifest_still_loads(quantization: dict) -> None:
+    """Bundles written before the INT8 report was typed: an empty object, or export's free-form layout."""
+    d = json.loads(_manifest().to_json())
+    d["quantization"] = quantization
+    m = spec.Manifest.from_dict(d)
+    if not quantization:
+        assert m.quantization is None
+        return
+    q = m.quantization
+    assert q is not None and q.gate.min_clips == 0 and q.trials[0].clips == 0  # fields added since: defaults
+    assert q.verdict("onnxruntime", 1)[0] is False and q.verdict("onnxruntime", 8)[0] is True
+    assert q.backends["onnxruntime"].fp32.graphs["encoder"].op_types == {"Conv": 7}
+
+
+def test_int8_report_fields_are_typed() -> None:
+    d = json.loads(_manifest().to_json())
+    bad = json.loads(json.dumps(V01_QUANTIZATION))
+    bad["backends"]["onnxruntime"]["int8_fp32_latency_ratio_by_batch"]["8"] = "fast"
+    d["quantization"] = bad
+    with pytest.raises(BundleError, match=r"int8_fp32_latency_ratio_by_batch\.8"):
+        spec.Manifest.from_dict(d)
+
+
+def test_gate_needs_enough_clips_for_its_tolerance() -> None:
+    from edgelstm.quantreport import clips_needed, wilson_interval
+
+    assert clips_needed(1.0, 0.98) == 100   # one clip = 1 point
+    assert clips_needed(5.0, 0.9) == 20
+    assert clips_needed(5.0, 0.98) == 50    # the agreement bound dominates
+    lo, hi = wilson_interval(39, 40)
+    assert 0.85 < lo < 0.9 and hi > 0.99    # 39/40 agreeing says little about 98%

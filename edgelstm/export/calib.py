@@ -1,31 +1,31 @@
 """Calibration and gate data: real clips of the dataset, fed as the runtime feeds them.
 
 Calibration is sequence-aware: each clip starts from the zero state, and the state fed at step t
-is the one the FP32 model itself produced at step t-1, exactly as the runtime carries it. A
-stateless encoder just sees every frame of the clips.
+is the one the FP32 model itself produced at step t-1, exactly as the runtime carries it (the feeds
+are recorded from the runtime's own loop, ``edgelstm.runtime.stream.Chain``). A stateless encoder
+just sees every frame of the clips.
 """
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgelstm import spec
 from edgelstm.errors import DataError, UsageError
 from edgelstm.spec import Manifest, ModelKind
 
 log = logging.getLogger(__name__)
 
 
-def resolve_calib_data(calib_data: str | None, data: dict[str, Any] | None) -> str:
-    """``calib_data``, or 'synthetic' when the model was trained on it; otherwise a usage error (exit 2)."""
+def resolve_calib_data(calib_data: str | None, trained_on: str) -> str:
+    """``calib_data``, or 'synthetic' when the model was trained on it (``trained_on``, the checkpoint's
+    and manifest's data source); otherwise a usage error (exit 2)."""
     if calib_data:
         return str(calib_data)
-    if data and data.get("source") == "synthetic":
+    if trained_on == "synthetic":
         return "synthetic"
     raise UsageError("INT8 needs calibration data and none was given (the model was not trained on the "
                      "embedded synthetic set, so there is no default)",
@@ -47,8 +47,7 @@ def load_gate_data(calib_data: str, manifest: Manifest, *, calib_clips: int, eva
     """Calibration clips from the train split and held-out clips (test, else val) at the bundle's size."""
     from edgelstm.data import load_dataset
 
-    size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
-    kw: dict[str, Any] = {"size": size, "clip_len": manifest.temporal.clip_len}
+    kw: dict[str, Any] = manifest.data_options()
     if calib_data == "synthetic":  # render only what we need; oversample when the model knows fewer classes
         from edgelstm.data.synthetic import CLASSES
 
@@ -85,34 +84,3 @@ def _map_labels(classes: tuple[str, ...], labels: tuple[str, ...], y: np.ndarray
     log.warning("the model knows %d of the data's %d classes; the gate uses those clips only",
                 len(labels), len(classes))
     return mapped >= 0, mapped
-
-
-def device_frames(X: np.ndarray, manifest: Manifest) -> np.ndarray:
-    """RGB dataset frames -> the graph's input order (BGR); features unchanged."""
-    if manifest.model.kind == ModelKind.FRAMES and manifest.preprocess is not None \
-            and manifest.preprocess.colour_order == spec.ColourOrder.BGR:
-        return np.ascontiguousarray(X[..., ::-1])
-    return X
-
-
-def stepwise_feeds(X_dev: np.ndarray, manifest: Manifest, *, first: str, with_state: bool,
-                   step_runner: Any = None, encoder_runner: Any = None, batch: int = 8) -> Iterator[dict[str, np.ndarray]]:
-    """Feeds for one graph, step by step through each clip, the state reset between clips.
-
-    ``with_state``: the graph takes h and c, produced by the FP32 ``step_runner`` (fed by the FP32
-    ``encoder_runner`` for split graphs). Without state, every frame is a feed (the encoder).
-    """
-    for start in range(0, len(X_dev), batch):
-        clips = X_dev[start:start + batch]  # (B, T, ...)
-        n = len(clips)
-        state = {s.input: np.zeros([n if d == spec.BATCH else int(d) for d in s.shape], np.float32)
-                 for s in manifest.state}
-        for t in range(clips.shape[1]):
-            x = np.ascontiguousarray(clips[:, t])
-            if not with_state:
-                yield {first: x}
-                continue
-            step_in = encoder_runner.run({spec.FRAMES: x})[spec.FEATURES] if encoder_runner is not None else x
-            yield {first: step_in, **state}
-            res = step_runner.run({first: step_in, **state})
-            state = {s.input: res[s.output] for s in manifest.state}

@@ -15,8 +15,10 @@ from typing import Any
 
 from edgelstm import spec
 from edgelstm.errors import ExportCheckError, UsageError, unknown_choice
+from edgelstm.quantreport import MIN_FINAL_AGREEMENT, Int8Report
 from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle
+from edgelstm.runtime.preprocess import graph_order
 from edgelstm.spec import Backend, Manifest, ModelKind, ParityResult, Precision, Role
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ FORMATS = {"onnx": Backend.ONNXRUNTIME, "openvino": Backend.OPENVINO}
 class ExportReport:
     path: Path
     manifest: Manifest
-    quantization: Any = None  # a QuantReport when --int8
+    quantization: Int8Report | None = None  # when --int8
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> Any:
@@ -57,8 +59,9 @@ def parse_formats(formats: str | tuple[str, ...] | list[str]) -> tuple[Backend, 
 
 def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: Any = ("onnx",),
                   int8: bool = False, calib_data: str | None = None, size: tuple[int, int] | None = None,
-                  force: bool = False, max_drop: float = 1.0, graph: str = GraphLayout.SPLIT,
-                  parity_frames: int = 120, calib_clips: int = 64, eval_clips: int = 200) -> ExportReport:
+                  force: bool = False, max_drop: float = 1.0, min_agreement: float = MIN_FINAL_AGREEMENT,
+                  graph: str = GraphLayout.SPLIT, parity_frames: int = 120, calib_clips: int = 64,
+                  eval_clips: int = 200) -> ExportReport:
     """Export a checkpoint as a streaming bundle; see the module docstring and issue 3."""
     from edgelstm.fsutil import atomic_dir
     from edgelstm.models.checkpoint import load_checkpoint
@@ -69,10 +72,13 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
     except ValueError:
         raise unknown_choice("graph layout", str(graph), [g.value for g in GraphLayout]) from None
     ckpt = load_checkpoint(checkpoint_path)
-    if int8:
+    if int8:  # usage errors before any work
         from edgelstm.export.calib import resolve_calib_data
+        from edgelstm.export.quantize import check_gate_clips, gate_settings
 
-        calib_data = resolve_calib_data(calib_data, ckpt.data)  # usage errors before any work
+        settings = gate_settings(max_drop, min_agreement)
+        check_gate_clips(settings, eval_clips)
+        calib_data = resolve_calib_data(calib_data, str(ckpt.data.get("source") or ""))
     kind = ModelKind.FRAMES if getattr(ckpt.model, "encoder", None) is not None else ModelKind.FEATURES
     if kind == ModelKind.FRAMES:
         size = _frame_size(size, ckpt.data)
@@ -88,9 +94,8 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
         if int8:
             from edgelstm.export.quantize import add_int8
 
-            manifest, quant = add_int8(stage, manifest, calib_data=calib_data, ckpt_data=ckpt.data,
-                                       backends=backends, max_drop=max_drop, calib_clips=calib_clips,
-                                       eval_clips=eval_clips)
+            manifest, quant = add_int8(stage, manifest, calib_data=calib_data, backends=backends,
+                                       settings=settings, calib_clips=calib_clips, eval_clips=eval_clips)
         from edgelstm.export.manifest import seal
 
         manifest = seal(stage, manifest)
@@ -145,7 +150,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         created=mf.now(), data_source=str(ckpt.data.get("source") or ""))
     X = parity.parity_sequence(manifest, frames=frames)
     ref = parity.torch_reference(ckpt.model, X)  # the original model, RGB input, whole sequences
-    X_dev = parity.to_device(X, info.kind)
+    X_dev = graph_order(X, manifest)
     results = parity.check_artifacts(Bundle(stage, manifest), Backend.ONNXRUNTIME, ref, X_dev)
     if Backend.OPENVINO in backends:
         manifest, ov_results = _add_openvino(stage, manifest, ref, X_dev)

@@ -1,45 +1,26 @@
 """The accuracy gate's measurements: FP32 vs INT8 artefacts through the runtime's evaluation path.
 
-Every number here comes from ``edgelstm.runtime.evaluate.stream_logits`` (clips run frame by frame
+Every number here comes from ``edgelstm.runtime.stream.stream_logits`` (clips run frame by frame
 through the Engine, state reset between clips), the code path the device runs.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from edgelstm.quantreport import GateSettings, Trial, wilson_interval
 from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle
+from edgelstm.runtime.stream import stream_logits
 from edgelstm.spec import Backend, ModelKind, Precision
 
-
-@dataclass
-class Trial:
-    """One quantization attempt of one backend: what stayed float, and how it measured."""
-
-    backend: str
-    kept_float: tuple[str, ...]
-    accuracy_fp32: float
-    accuracy_int8: float
-    frame_agreement: float     # per-frame argmax agreement with FP32
-    final_agreement: float     # agreement of the clips' final decisions
-    flips_fp32: float          # label changes per 100 frames on streams
-    flips_int8: float
-    passed: bool
-    inference_precision: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def drop(self) -> float:
-        return 100.0 * (self.accuracy_fp32 - self.accuracy_int8)
+Judge = Callable[[Backend, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, GateSettings], Trial]
 
 
 def logits(bundle: Bundle, X: np.ndarray, backend: Backend, precision: Precision, lengths: Any = None) -> np.ndarray:
-    from edgelstm.runtime.stream import stream_logits
-
     return stream_logits(bundle, X, backend=backend, precision=precision, lengths=lengths, colour="rgb")
 
 
@@ -50,13 +31,18 @@ def flips_per_100(lg: np.ndarray) -> float:
 
 
 def judge(backend: Backend, kept: tuple[str, ...], fp32: np.ndarray, int8: np.ndarray, y: np.ndarray,
-          *, max_drop: float, min_final_agreement: float) -> Trial:
+          settings: GateSettings) -> Trial:
+    """The gate's verdict on one trial: FP32 and INT8 per-step logits (N, T, K) of the same held-out clips."""
+    n = len(y)
     acc32 = float((fp32[:, -1].argmax(-1) == y).mean())
     acc8 = float((int8[:, -1].argmax(-1) == y).mean())
     frame = float((fp32.argmax(-1) == int8.argmax(-1)).mean())
-    final = float((fp32[:, -1].argmax(-1) == int8[:, -1].argmax(-1)).mean())
-    ok = 100.0 * (acc32 - acc8) <= max_drop and final >= min_final_agreement
-    return Trial(str(backend), kept, acc32, acc8, frame, final, flips_per_100(fp32), flips_per_100(int8), ok)
+    same = int((fp32[:, -1].argmax(-1) == int8[:, -1].argmax(-1)).sum())
+    drop = 100.0 * (acc32 - acc8)
+    ok = drop <= settings.max_drop_points and same / n >= settings.min_final_agreement
+    return Trial(str(backend), kept, acc32, acc8, frame, same / n, flips_per_100(fp32), flips_per_100(int8), ok,
+                 drop_points=round(drop, 3), clips=n, points_per_clip=round(100.0 / n, 3),
+                 final_agreement_ci95=tuple(round(v, 4) for v in wilson_interval(same, n)))  # type: ignore[arg-type]
 
 
 def latency_ms(bundle: Bundle, backend: Backend, precision: Precision, *, frames: int = 200,

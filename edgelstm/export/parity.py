@@ -44,11 +44,6 @@ def torch_reference(model: object, X_rgb: np.ndarray) -> np.ndarray:
         return model.step_logits(torch.from_numpy(X_rgb)).numpy()  # type: ignore[attr-defined]
 
 
-def to_device(X: np.ndarray, kind: ModelKind) -> np.ndarray:
-    """Dataset arrays are RGB; the device feeds OpenCV's BGR frames (features pass unchanged)."""
-    return np.ascontiguousarray(X[..., ::-1]) if kind == ModelKind.FRAMES else X
-
-
 def parity_sequence(manifest: spec.Manifest, *, streams: int = 2, frames: int = PARITY_FRAMES,
                     seed: int = 0) -> np.ndarray:
     """A deterministic (streams, frames, ...) RGB sequence: synthetic-action video for frame models."""
@@ -57,7 +52,7 @@ def parity_sequence(manifest: spec.Manifest, *, streams: int = 2, frames: int = 
         return rng.normal(0, 1, (streams, frames, manifest.model.feature_size)).astype(np.float32)
     from edgelstm.data.synthetic import stream
 
-    size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
+    size = manifest.data_options()["size"]
     out = np.empty((streams, frames, *size, 3), np.uint8)
     for s in range(streams):
         src = stream(size=size, seed=seed + s)

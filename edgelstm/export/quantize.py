@@ -4,136 +4,154 @@ For each backend the gate walks a ladder of layer groups kept in float, from non
 way NNCF's accuracy control reverts the most harmful layers: it quantizes, evaluates FP32 and INT8 on
 the held-out split through the runtime's evaluation path, and stops at the first rung whose
 accuracy drop is within ``max_drop`` points and whose final decisions agree with FP32 on >= 98% of
-clips. When no rung fits, nothing is written and the error shows every trial.
+clips. When no rung fits, nothing is written and the error shows every trial. The gate refuses to run
+on fewer held-out clips than its tolerance needs (:func:`edgelstm.quantreport.clips_needed`), and each
+trial records its clip count and a confidence interval. The result is an
+:class:`~edgelstm.quantreport.Int8Report`, stored in the manifest.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgelstm import spec
-from edgelstm.errors import ExportCheckError, unknown_choice
-from edgelstm.runtime.backends import open_model
+from edgelstm.errors import DataError, ExportCheckError, UsageError, unknown_choice
+from edgelstm.export import gate
+from edgelstm.export.int8_backends import INT8_BACKENDS
+from edgelstm.quantreport import (MIN_FINAL_AGREEMENT, BackendReport, GateData, GateSettings, Int8Report,
+                                  PrecisionFacts, Trial, clips_needed)
 from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.preprocess import graph_order
+from edgelstm.runtime.stream import open_chain
 from edgelstm.spec import Artifact, Backend, FileHash, Manifest, Precision, Role
 
 log = logging.getLogger(__name__)
 
+# Layer groups kept in float, rung by rung. Each backend applies its own rules (quantize_ort keeps the
+# stem and depthwise convs float by default; NNCF keeps proj and head together), so rungs that would
+# run the same graphs as the one before are skipped, and trials record what really stayed float.
 LADDER: tuple[tuple[str, ...], ...] = ((), ("head",), ("lstm", "head"), ("lstm", "head", "proj"),
                                        ("lstm", "head", "proj", "stem"))
-MIN_FINAL_AGREEMENT = 0.98
+BATCHES = (1, 8, 32)  # streams stepped together: the runtime batches the encoder (and step) across streams
 
 
-@dataclass
-class QuantReport:
-    trials: list[Any] = field(default_factory=list)        # gate.Trial, every attempt
-    chosen: dict[str, Any] = field(default_factory=dict)   # backend -> the Trial that passed
-    backends: dict[str, dict[str, Any]] = field(default_factory=dict)  # sizes, latency, op counts, precisions
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        def trial(t: Any) -> dict[str, Any]:
-            return {**{k: v for k, v in dataclasses.asdict(t).items() if k != "details"},
-                    "drop_points": round(t.drop, 3), "kept_float": list(t.kept_float)}
-
-        return {"gate": {"max_drop_points": self.data.get("max_drop"), "min_final_agreement": MIN_FINAL_AGREEMENT},
-                "data": self.data, "trials": [trial(t) for t in self.trials],
-                "backends": {b: {**info, "chosen": trial(self.chosen[b])} for b, info in self.backends.items()}}
-
-    def table(self) -> Any:
-        from edgelstm.export.report import quant_table
-
-        return quant_table(self)
+def gate_settings(max_drop: float, min_agreement: float = MIN_FINAL_AGREEMENT) -> GateSettings:
+    """The gate's thresholds, checked: usage errors (exit 2) before any work."""
+    if not (max_drop > 0 and max_drop <= 100):
+        raise UsageError(f"--max-drop {max_drop}", expected="a drop in accuracy points, > 0 and <= 100",
+                         fix="pass e.g. --max-drop 1 (the default)")
+    if not (0 < min_agreement < 1):
+        raise UsageError(f"--min-agreement {min_agreement}", expected="a fraction of clips, > 0 and < 1",
+                         fix="pass e.g. --min-agreement 0.98 (the default)")
+    return GateSettings(float(max_drop), float(min_agreement), clips_needed(max_drop, min_agreement))
 
 
-def _strip_int8(manifest: Manifest) -> Manifest:
-    return dataclasses.replace(manifest, artifacts=tuple(a for a in manifest.artifacts
-                                                         if a.precision != Precision.INT8), quantization={})
+def check_gate_clips(settings: GateSettings, eval_clips: int) -> None:
+    """Refuse a gate whose tolerance one flipped clip could break (a usage error before any work)."""
+    if eval_clips < settings.min_clips:
+        raise UsageError(
+            f"{eval_clips} held-out clips for an INT8 gate of {settings.max_drop_points:g} points and "
+            f"{100 * settings.min_final_agreement:g}% final agreement (one clip would be "
+            f"{100 / max(1, eval_clips):.1f} points)",
+            expected=f"at least {settings.min_clips} clips, so one flipped clip cannot decide the gate",
+            fix=f"pass --eval-clips {settings.min_clips} or more, or a larger --max-drop / smaller --min-agreement")
 
 
-def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, ckpt_data: dict[str, Any] | None,
-             backends: tuple[Backend, ...], max_drop: float = 1.0, calib_clips: int = 64,
-             eval_clips: int = 200) -> tuple[Manifest, QuantReport]:
-    """Add INT8 artefacts for ``backends`` to the unsealed bundle in ``stage``."""
-    from edgelstm.export import calib, gate
+def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backends: tuple[Backend, ...],
+             settings: GateSettings, calib_clips: int = 64, eval_clips: int = 200,
+             judge: gate.Judge = gate.judge) -> tuple[Manifest, Int8Report]:
+    """Add INT8 artefacts for ``backends`` to the unsealed bundle in ``stage``, walking :data:`LADDER`
+    until ``judge`` passes a trial. ``calib_data`` None: the data the model was trained on."""
+    from edgelstm.export import calib
 
-    calib_data = calib.resolve_calib_data(calib_data, ckpt_data or {"source": manifest.data_source})
-    manifest = _strip_int8(manifest)
+    check_gate_clips(settings, eval_clips)
+    calib_data = calib.resolve_calib_data(calib_data, manifest.data_source)
+    # INT8 of backends not re-quantized now is kept, with its part of the report
+    old = manifest.quantization
+    redo = {str(b) for b in backends}
+    manifest = dataclasses.replace(manifest, quantization=None, artifacts=tuple(
+        a for a in manifest.artifacts if not (a.precision == Precision.INT8 and a.backend in backends)))
     gd = calib.load_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
-    feeds = _calibration_feeds(Bundle(stage, manifest), calib.device_frames(gd.calib, manifest))
-    report = QuantReport(data={"source": gd.source, "split": gd.split, "eval_clips": int(len(gd.y)),
-                               "calib_clips": int(len(gd.calib)), "max_drop": max_drop})
+    if len(gd.y) < settings.min_clips:
+        raise DataError(f"'{calib_data}' has {len(gd.y)} held-out clips the model can be scored on",
+                        expected=f"at least {settings.min_clips} for this gate", path=calib_data,
+                        fix="pass larger --calib-data, or a larger --max-drop / smaller --min-agreement")
+    feeds = calibration_feeds(Bundle(stage, manifest), graph_order(gd.calib, manifest))
+    trials: list[Trial] = [t for t in old.trials if t.backend not in redo] if old else []
+    reports: dict[str, BackendReport] = {k: v for k, v in old.backends.items() if k not in redo} if old else {}
     for backend in backends:
-        fp32 = gate.logits(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
-        for kept in LADDER:
-            trial_manifest = _quantize_all(stage, manifest, backend, kept, feeds)
-            int8 = gate.logits(Bundle(stage, trial_manifest), gd.X, backend, Precision.INT8, gd.lengths)
-            trial = gate.judge(backend, kept, fp32, int8, gd.y, max_drop=max_drop,
-                               min_final_agreement=MIN_FINAL_AGREEMENT)
-            report.trials.append(trial)
-            log.info("%s int8, float %s: drop %.2f points, final agreement %.3f -> %s", backend, kept or "none",
-                     trial.drop, trial.final_agreement, "pass" if trial.passed else "retry")
-            if trial.passed:
-                manifest = trial_manifest
-                report.chosen[str(backend)] = trial
-                report.backends[str(backend)] = _describe(Bundle(stage, manifest), backend)
-                break
-        else:
-            from edgelstm.export.report import trials_text
-
-            raise ExportCheckError(f"INT8 on {backend} does not fit the accuracy gate even with "
-                                   f"{', '.join(LADDER[-1])} in float:\n{trials_text(report.trials)}",
-                                   expected=f"an accuracy drop <= {max_drop} points and >= "
-                                            f"{100 * MIN_FINAL_AGREEMENT:.0f}% final-decision agreement",
-                                   fix="deploy FP32 (nothing was written), raise --max-drop, or calibrate on more "
-                                       "representative --calib-data")
+        manifest, chosen = _gate_backend(stage, manifest, backend, gd, feeds, settings, judge, trials)
+        reports[str(backend)] = describe(Bundle(stage, manifest), backend, chosen)
     _clean_unused(stage, manifest)
     versions = manifest.versions
     if Backend.OPENVINO in backends:
         import nncf
 
         versions = dataclasses.replace(versions, nncf=nncf.__version__)
-    return dataclasses.replace(manifest, quantization=report.to_json(), versions=versions), report
+    report = Int8Report(settings, GateData(gd.source, gd.split, int(len(gd.y)), int(len(gd.calib)),
+                                           settings.max_drop_points), tuple(trials), reports)
+    return dataclasses.replace(manifest, quantization=report, versions=versions), report
 
 
-def _calibration_feeds(bundle: Bundle, X_dev: Any) -> dict[Role, list[dict[str, Any]]]:
-    """Per streaming role, the feeds it sees when the FP32 chain runs the calibration clips."""
-    from edgelstm.export.calib import stepwise_feeds
+def _gate_backend(stage: Path, manifest: Manifest, backend: Backend, gd: Any, feeds: dict[Role, list[Any]],
+                  settings: GateSettings, judge: gate.Judge, trials: list[Trial]) -> tuple[Manifest, Trial]:
+    """Walk the ladder for one backend; the manifest with its passing INT8 artefacts, and that trial."""
+    fp32 = gate.logits(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
+    tried: set[tuple[str, ...]] = set()
+    for rung in LADDER:
+        kept = INT8_BACKENDS[backend].effective_float(rung)
+        if kept in tried:
+            continue  # the same graphs as a rung already judged
+        tried.add(kept)
+        trial_manifest = _quantize_all(stage, manifest, backend, kept, feeds)
+        if trial_manifest is None:
+            break  # nothing left to quantize: INT8 would be the FP32 model
+        int8 = gate.logits(Bundle(stage, trial_manifest), gd.X, backend, Precision.INT8, gd.lengths)
+        trial = judge(backend, kept, fp32, int8, gd.y, settings)
+        trials.append(trial)
+        log.info("%s int8, float %s: drop %.2f points (1 clip = %.2f), final agreement %.3f -> %s", backend,
+                 kept or "none", trial.drop_points, trial.points_per_clip, trial.final_agreement,
+                 "pass" if trial.passed else "retry")
+        if trial.passed:
+            return trial_manifest, trial
+    from edgelstm.export.report import trials_text
 
-    m = bundle.manifest
-    runners = {a.role: open_model(bundle, a) for a in m.artifacts
-               if a.backend == Backend.ONNXRUNTIME and a.precision == Precision.FP32 and a.role != Role.CLIP}
+    raise ExportCheckError(f"INT8 on {backend} does not fit the accuracy gate with any layers kept in float "
+                           f"(tried: {'; '.join(', '.join(k) or 'none' for k in sorted(tried, key=len))}):\n"
+                           f"{trials_text([t for t in trials if t.backend == str(backend)])}",
+                           expected=f"an accuracy drop <= {settings.max_drop_points:g} points and >= "
+                                    f"{100 * settings.min_final_agreement:g}% final-decision agreement",
+                           fix="deploy FP32 (nothing was written), raise --max-drop, or calibrate on more "
+                               "representative --calib-data")
+
+
+def calibration_feeds(bundle: Bundle, X_dev: Any) -> dict[Role, list[dict[str, Any]]]:
+    """Per streaming role, the feeds it sees when the FP32 onnxruntime chain streams the calibration clips
+    (state from zero at each clip, carried step to step: the runtime's own loop records them)."""
+    chain = open_chain(bundle, Backend.ONNXRUNTIME, Precision.FP32)
     out: dict[Role, list[dict[str, Any]]] = {}
-    if Role.ENCODER in runners:
-        out[Role.ENCODER] = list(stepwise_feeds(X_dev, m, first=spec.FRAMES, with_state=False))
-    first = m.artifact(Role.FUSED if Role.FUSED in runners else Role.STEP, Backend.ONNXRUNTIME, Precision.FP32)
-    role = first.role  # type: ignore[union-attr]
-    out[role] = list(stepwise_feeds(X_dev, m, first=first.inputs[0].name, with_state=True,  # type: ignore[union-attr]
-                                    step_runner=runners[role], encoder_runner=runners.get(Role.ENCODER)))
+    for start in range(0, len(X_dev), 8):
+        chain.run(X_dev[start:start + 8], record=lambda role, feeds: out.setdefault(role, []).append(feeds))
     return out
 
 
 def _quantize_all(stage: Path, manifest: Manifest, backend: Backend, kept: tuple[str, ...],
-                  feeds: dict[Role, list[dict[str, Any]]]) -> Manifest:
-    """INT8 artefacts of every streaming role for ``backend`` with ``kept`` groups in float."""
-    from edgelstm.export import manifest as mf, quantize_ort, quantize_ov
+                  feeds: dict[Role, list[dict[str, Any]]]) -> Manifest | None:
+    """INT8 artefacts of every streaming role for ``backend`` with ``kept`` groups in float; None when no
+    graph had anything left to quantize."""
+    from edgelstm.export import manifest as mf
 
     arts = [a for a in manifest.artifacts if not (a.backend == backend and a.precision == Precision.INT8)]
+    quantized_any = False
     for role, role_feeds in feeds.items():
         src = manifest.artifact(role, backend, Precision.FP32)
         if src is None:
             continue
         files = mf.artifact_files(role, backend, Precision.INT8)
-        dst = stage / files[0]
-        if backend == Backend.ONNXRUNTIME:
-            chosen = quantize_ort.quantize(stage / src.files[0].path, dst, kept, role_feeds)
-            did = any(chosen.values())
-        else:
-            did = quantize_ov.quantize(stage / src.files[0].path, dst, kept, role_feeds)
+        did = INT8_BACKENDS[backend].quantize(stage / src.files[0].path, stage / files[0], kept, role_feeds)
+        quantized_any |= did
         notes = f"float: {', '.join(kept) or 'none'}"
         if did:
             art = Artifact(role, backend, Precision.INT8, tuple(FileHash(p, "", 0) for p in files), src.inputs,
@@ -141,52 +159,37 @@ def _quantize_all(stage: Path, manifest: Manifest, backend: Backend, kept: tuple
         else:  # nothing left to quantize in this graph: the INT8 chain uses the FP32 file
             art = dataclasses.replace(src, precision=Precision.INT8, notes=f"{notes}; this graph runs FP32")
         arts.append(art)
-    return dataclasses.replace(manifest, artifacts=tuple(arts))
+    return dataclasses.replace(manifest, artifacts=tuple(arts)) if quantized_any else None
 
 
-BATCHES = (1, 8, 32)  # streams stepped together: the runtime batches the encoder (and step) across streams
-
-
-def _describe(bundle: Bundle, backend: Backend) -> dict[str, Any]:
+def describe(bundle: Bundle, backend: Backend, chosen: Trial) -> BackendReport:
     """Sizes, per-frame latency per batch, op types and what ran in which precision, FP32 vs INT8.
 
-    ``int8_fp32_latency_ratio`` is batch 1 (one stream), the one ``int8_pays`` and the runtime's
-    ``int8_verdict`` read; ``int8_fp32_latency_ratio_by_batch`` has every batch measured and
-    ``int8_pays_from_batch`` the smallest where INT8 is faster (None: at none), so a multi-stream
-    engine can choose INT8 where a single stream keeps FP32.
+    ``int8_pays_from_batch`` is the smallest batch measured where INT8 is not slower (None: at none), so
+    a multi-stream engine can choose INT8 where a single stream keeps FP32.
     """
-    from edgelstm.export import gate, onnx as ox, openvino as ovx
-
     m = bundle.manifest
     lat = gate.latency_by_batch(bundle, backend, (Precision.FP32, Precision.INT8), batches=BATCHES, frames=320)
-    out: dict[str, Any] = {}
+    facts = {}
     for prec in (Precision.FP32, Precision.INT8):
         arts = [a for a in m.artifacts if a.backend == backend and a.precision == prec and a.role != Role.CLIP]
-        info: dict[str, Any] = {"bytes": sum((bundle.path / f.path).stat().st_size for a in arts for f in a.files),
-                                "latency_ms": round(lat[prec][1], 4),
-                                "latency_ms_by_batch": {str(b): round(v, 4) for b, v in lat[prec].items()},
-                                "graphs": {}}
-        for a in arts:
-            path = bundle.path / a.files[0].path
-            g: dict[str, Any] = {"file": a.files[0].path}
-            if backend == Backend.ONNXRUNTIME:
-                g["op_types"] = ox.op_counts(path)
-            else:
-                import openvino as ov
-
-                g["op_types"] = ovx.op_counts_ir(path)
-                g["executed"] = ovx.exec_precisions(ov.Core().compile_model(str(path), "CPU"))
-            info["graphs"][str(a.role)] = g
-        out[str(prec)] = info
+        graphs = {str(a.role): dataclasses.replace(INT8_BACKENDS[backend].graph_ops(bundle.file(a)),
+                                                   file=a.files[0].path) for a in arts}
+        facts[prec] = PrecisionFacts(bytes=sum(bundle.file(a, i).stat().st_size for a in arts
+                                               for i in range(len(a.files))),
+                                     latency_ms=round(lat[prec][1], 4),
+                                     latency_ms_by_batch={str(b): round(v, 4) for b, v in lat[prec].items()},
+                                     graphs=graphs)
     ratios = {b: lat[Precision.INT8][b] / max(lat[Precision.FP32][b], 1e-9) for b in BATCHES}
-    out["int8_fp32_latency_ratio"] = round(ratios[1], 3)
-    out["int8_fp32_latency_ratio_by_batch"] = {str(b): round(r, 3) for b, r in ratios.items()}
-    out["int8_pays"] = bool(ratios[1] <= 1.0)
-    out["int8_pays_from_batch"] = next((b for b in BATCHES if ratios[b] <= 1.0), None)
-    if not out["int8_pays"]:
+    rep = BackendReport(fp32=facts[Precision.FP32], int8=facts[Precision.INT8],
+                        int8_fp32_latency_ratio=round(ratios[1], 3),
+                        int8_fp32_latency_ratio_by_batch={str(b): round(r, 3) for b, r in ratios.items()},
+                        int8_pays=bool(ratios[1] <= 1.0),
+                        int8_pays_from_batch=next((b for b in BATCHES if ratios[b] <= 1.0), None), chosen=chosen)
+    if not rep.int8_pays:
         log.warning("%s: INT8 is slower than FP32 for one stream here (%.2fx; by batch %s); the device profile "
-                    "keeps FP32", backend, ratios[1], ", ".join(f"{b}: {r:.2f}x" for b, r in ratios.items()))
-    return out
+                    "keeps FP32", backend, ratios[1], rep.ratios_text())
+    return rep
 
 
 def _clean_unused(stage: Path, manifest: Manifest) -> None:
@@ -197,21 +200,23 @@ def _clean_unused(stage: Path, manifest: Manifest) -> None:
 
 
 def quantize_bundle(bundle_dir: str | Path, *, calib_data: str | None = None,
-                    backends: tuple[str, ...] | None = None, max_drop: float = 1.0, force: bool = True,
-                    calib_clips: int = 64, eval_clips: int = 200) -> QuantReport:
+                    backends: tuple[str, ...] | None = None, max_drop: float = 1.0,
+                    min_agreement: float = MIN_FINAL_AGREEMENT, force: bool = True, calib_clips: int = 64,
+                    eval_clips: int = 200, judge: gate.Judge = gate.judge) -> Int8Report:
     """Add INT8 artefacts to an existing bundle: built in a copy beside it, swapped in whole."""
     from edgelstm.export.manifest import seal
     from edgelstm.fsutil import atomic_dir
 
+    settings = gate_settings(max_drop, min_agreement)
+    check_gate_clips(settings, eval_clips)
     bundle = load_bundle(bundle_dir)  # verifies hashes before anything is copied
     have = tuple(dict.fromkeys(a.backend for a in bundle.manifest.artifacts))
     chosen = have if not backends else tuple(_backend(b, have) for b in backends)
     with atomic_dir(bundle.path, force=force) as stage:
         shutil.rmtree(stage)
         shutil.copytree(bundle.path, stage)
-        manifest, report = add_int8(stage, bundle.manifest, calib_data=calib_data, ckpt_data=None,
-                                    backends=chosen, max_drop=max_drop, calib_clips=calib_clips,
-                                    eval_clips=eval_clips)
+        manifest, report = add_int8(stage, bundle.manifest, calib_data=calib_data, backends=chosen,
+                                    settings=settings, calib_clips=calib_clips, eval_clips=eval_clips, judge=judge)
         seal(stage, manifest)
     return report
 

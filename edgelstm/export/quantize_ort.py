@@ -69,6 +69,12 @@ class OrtInt8Config:
 DEFAULT = OrtInt8Config()
 
 
+def effective_float(kept: Iterable[str], config: OrtInt8Config = DEFAULT) -> tuple[str, ...]:
+    """The groups that stay float when the gate asks for ``kept``: those plus what ``config`` never quantizes."""
+    keep = set(kept) | set(config.kept())
+    return tuple(g for g in GROUPS if g in keep)
+
+
 def groups(path: Path) -> dict[str, list[str]]:
     """Quantizable node names of an ONNX graph by layer group.
 

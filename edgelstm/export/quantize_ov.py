@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 LSTM_TYPES = ("LSTMSequence", "LSTMCell", "TensorIterator")
 
 
+GROUPS = ("stem", "proj", "lstm", "head")
+
+
+def effective_float(kept: Iterable[str]) -> tuple[str, ...]:
+    """The groups that stay float when the gate asks for ``kept``: the projection and the head are
+    both MatMuls, so NNCF's ignored scope keeps them together."""
+    keep = set(kept)
+    if keep & {"proj", "head"}:
+        keep |= {"proj", "head"}
+    return tuple(g for g in GROUPS if g in keep)
+
+
 def ignored_scope(model: Any, keep_float: Iterable[str]) -> Any:
     import nncf
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgelstm.quantreport import Int8Report, Trial
 from edgelstm.spec import Manifest
 
 
@@ -41,7 +42,7 @@ def export_table(report: Any) -> Any:
 
     parts = [artifacts_table(report.manifest), parity_table(report.manifest)]
     if report.quantization is not None:
-        parts.append(report.quantization.table())
+        parts.append(quant_table(report.quantization))
     return Group(*parts)
 
 
@@ -49,44 +50,44 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def trials_text(trials: list[Any]) -> str:
-    lines = ["backend       float kept               acc fp32  acc int8  drop   frame agr  final agr  flips/100"]
+def trials_text(trials: list[Trial]) -> str:
+    lines = ["backend       float kept               acc fp32  acc int8  drop   frame agr  final agr  clips  "
+             "flips/100"]
     for t in trials:
         lines.append(f"{t.backend:<13} {', '.join(t.kept_float) or 'none':<24} {_pct(t.accuracy_fp32):>8}  "
-                     f"{_pct(t.accuracy_int8):>8}  {t.drop:5.2f}  {_pct(t.frame_agreement):>9}  "
-                     f"{_pct(t.final_agreement):>9}  {t.flips_fp32:.1f}->{t.flips_int8:.1f}")
+                     f"{_pct(t.accuracy_int8):>8}  {t.drop_points:5.2f}  {_pct(t.frame_agreement):>9}  "
+                     f"{_pct(t.final_agreement):>9}  {t.clips:>5}  {t.flips_fp32:.1f}->{t.flips_int8:.1f}")
     return "\n".join(lines)
 
 
-def quant_table(report: Any) -> Any:
+def quant_table(report: Int8Report) -> Any:
     from rich.console import Group
     from rich.table import Table
 
-    t = Table(title=f"INT8 accuracy gate ({report.data.get('eval_clips')} held-out clips of "
-                    f"{report.data.get('source')}/{report.data.get('split')}, max drop "
-                    f"{report.data.get('max_drop')} points)", title_justify="left")
-    for col in ("backend", "kept in float", "acc FP32", "acc INT8", "drop", "frame agree", "final agree",
+    d, g = report.data, report.gate
+    t = Table(title=f"INT8 accuracy gate ({d.eval_clips} held-out clips of {d.source}/{d.split}: one clip = "
+                    f"{100 / max(1, d.eval_clips):.2f} points; max drop {g.max_drop_points:g} points, final "
+                    f"agreement >= {100 * g.min_final_agreement:g}%)", title_justify="left")
+    for col in ("backend", "kept in float", "acc FP32", "acc INT8", "drop", "frame agree", "final agree (95% CI)",
                 "flips/100 fp32→int8", "result"):
         t.add_column(col)
     for tr in report.trials:
+        lo, hi = tr.final_agreement_ci95
         t.add_row(tr.backend, ", ".join(tr.kept_float) or "none", _pct(tr.accuracy_fp32), _pct(tr.accuracy_int8),
-                  f"{tr.drop:.2f}", _pct(tr.frame_agreement), _pct(tr.final_agreement),
+                  f"{tr.drop_points:.2f}", _pct(tr.frame_agreement),
+                  f"{_pct(tr.final_agreement)} ({_pct(lo)}–{_pct(hi)})",
                   f"{tr.flips_fp32:.1f} → {tr.flips_int8:.1f}", "[green]pass[/]" if tr.passed else "[red]retry[/]")
     s = Table(title="FP32 vs INT8 (streaming graphs, batch 1)", title_justify="left")
     for col in ("backend", "size fp32", "size int8", "ms/frame fp32", "ms/frame int8", "ratio", "ops int8"):
         s.add_column(col)
     for b, info in report.backends.items():
-        ops = "; ".join(f"{role}: " + ", ".join(f"{k}×{v}" for k, v in g["op_types"].items()
+        ops = "; ".join(f"{role}: " + ", ".join(f"{k}×{v}" for k, v in g.op_types.items()
                                                  if k not in ("Constant", "Shape", "Gather", "Unsqueeze", "Concat"))
-                        for role, g in info["int8"]["graphs"].items())
-        ratio = info["int8_fp32_latency_ratio"]
-        by_batch = info.get("int8_fp32_latency_ratio_by_batch", {})
-        verdict = "" if info["int8_pays"] else " (INT8 does not pay for one stream: keep FP32)"
-        if by_batch:
-            from_b = info.get("int8_pays_from_batch")
-            verdict += "; by batch " + ", ".join(f"{k}: {v:.2f}×" for k, v in by_batch.items()) + \
-                (f"; pays from batch {from_b}" if from_b else "; pays at no batch measured")
-        s.add_row(b, _fmt_bytes(info["fp32"]["bytes"]), _fmt_bytes(info["int8"]["bytes"]),
-                  f"{info['fp32']['latency_ms']:.3f}", f"{info['int8']['latency_ms']:.3f}",
-                  f"{ratio:.2f}×" + verdict, ops[:200])
+                        for role, g in info.int8.graphs.items())
+        verdict = "" if info.int8_pays else " (INT8 does not pay for one stream: keep FP32)"
+        from_b = info.int8_pays_from_batch
+        verdict += "; by batch " + info.ratios_text() + \
+            (f"; pays from batch {from_b}" if from_b else "; pays at no batch measured")
+        s.add_row(b, _fmt_bytes(info.fp32.bytes), _fmt_bytes(info.int8.bytes), f"{info.fp32.latency_ms:.3f}",
+                  f"{info.int8.latency_ms:.3f}", f"{info.int8_fp32_latency_ratio:.2f}×" + verdict, ops[:200])
     return Group(t, s)

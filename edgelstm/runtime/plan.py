@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgelstm.devices import DeviceProfile, load_profile
 from edgelstm.errors import UsageError, unknown_choice
@@ -30,43 +29,11 @@ def resolve_profile(device: str | Path | DeviceProfile) -> DeviceProfile:
 
 
 def int8_verdict(manifest: Manifest, backend: Backend, streams: int = 1) -> tuple[bool, str]:
-    """Whether the bundle's quantization report says INT8 passed its gate and pays off on ``backend``
-    for an engine stepping ``streams`` streams together.
-
-    With ``int8_pays_from_batch`` in the report (export measures FP32/INT8 per batch), INT8 is chosen
-    from that batch on and FP32 below it; older reports have only the batch-1 ratio.
-    """
-    report: Any = manifest.quantization
-    if not report:
+    """Whether the bundle's INT8 report says INT8 passed its gate and pays off on ``backend`` for an
+    engine stepping ``streams`` streams together (export measures FP32/INT8 per batch)."""
+    if manifest.quantization is None:
         return False, "the bundle has no quantization report"
-    if isinstance(report.get(str(backend)), dict):
-        report = report[str(backend)]
-    elif isinstance(report.get("backends"), dict) and isinstance(report["backends"].get(str(backend)), dict):
-        report = report["backends"][str(backend)]
-    if isinstance(report.get("chosen"), dict):  # export's QuantReport: backends.<b>.chosen is the trial kept
-        report = {**report, "passed": report["chosen"].get("passed")}
-    passed = next((report[k] for k in ("passed", "gate_passed", "accepted") if k in report), None)
-    if passed is not True:
-        return False, f"INT8 did not pass its accuracy gate on {backend}" if passed is False else \
-            f"the quantization report does not say whether INT8 passed on {backend}"
-    by_batch = report.get("int8_fp32_latency_ratio_by_batch")
-    if isinstance(by_batch, dict) and by_batch and "int8_pays_from_batch" in report:
-        ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in by_batch.items() if isinstance(v, (int, float)))
-        start = report["int8_pays_from_batch"]
-        if not isinstance(start, int) or isinstance(start, bool):
-            return False, f"INT8 does not pay on {backend} at any batch measured (INT8/FP32 by batch {ratios})"
-        if streams < start:
-            return False, (f"INT8 does not pay on {backend} below batch {start} and the engine steps {streams} "
-                           f"stream(s) (INT8/FP32 by batch {ratios})")
-        return True, f"INT8 passed its gate and pays on {backend} from batch {start} ({streams} stream(s); {ratios})"
-    paid = report.get("paid_off")
-    if paid is None and isinstance(report.get("speedup"), (int, float)):
-        paid = report["speedup"] > 1.0
-    if paid is None and isinstance(report.get("int8_fp32_latency_ratio"), (int, float)):
-        paid = report["int8_fp32_latency_ratio"] < 1.0
-    if paid is not True:
-        return False, f"INT8 passed its gate but was not faster on {backend}"
-    return True, f"INT8 passed its gate and paid off on {backend}"
+    return manifest.quantization.verdict(str(backend), streams)
 
 
 def make_plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None, precision: str | None,

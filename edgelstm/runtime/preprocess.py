@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from edgelstm.errors import FrameError
-from edgelstm.spec import ColourOrder, Preprocess, ResizeMode
+from edgelstm.spec import ColourOrder, Manifest, ModelKind, Preprocess, ResizeMode
 
 INTERP = {ResizeMode.BILINEAR: cv2.INTER_LINEAR, ResizeMode.AREA: cv2.INTER_AREA,
           ResizeMode.NEAREST: cv2.INTER_NEAREST}
@@ -18,6 +18,15 @@ INTERP = {ResizeMode.BILINEAR: cv2.INTER_LINEAR, ResizeMode.AREA: cv2.INTER_AREA
 # it is off by at most 3.5 grey levels (mean 0.34, direct INTER_AREA: 0.25) from rounding at each halving
 # (benchmarks/host_overhead.py, tests/runtime/test_engine.py). Small frames (tests, small cameras) skip it.
 HALVE_ABOVE_PIXELS = 65_536
+
+
+def graph_order(X: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """Dataset frames (..., H, W, 3), which are RGB, in the colour order the bundle's graphs take (BGR);
+    features pass unchanged. The one place offline code (parity, calibration, accuracy) flips channels."""
+    pre = manifest.preprocess
+    if manifest.model.kind == ModelKind.FRAMES and pre is not None and pre.colour_order == ColourOrder.BGR:
+        return np.ascontiguousarray(X[..., ::-1])
+    return X
 
 
 class FrameResizer:

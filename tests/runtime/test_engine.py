@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_bundle import LABELS, Toy, make_toy_bundle
+from toy_bundle import LABELS, Toy, int8_report, make_toy_bundle
 
 from edgelstm import spec
 from edgelstm.errors import BundleError, DeviceError, FrameError, UsageError
@@ -183,35 +183,31 @@ def test_model_inputs_checked_against_manifest(tmp_path: Path) -> None:
 def test_int8_only_when_the_report_says_so(tmp_path: Path) -> None:
     from edgelstm.runtime.engine import int8_verdict
 
-    make_toy_bundle(tmp_path / "q", quantization={"onnxruntime": {"passed": True, "speedup": 1.4}})
+    make_toy_bundle(tmp_path / "q", quantization=int8_report({"onnxruntime": {1: 0.7, 8: 0.6, 32: 0.5},
+                                                              "openvino": {1: 1.3, 8: 1.2, 32: 1.1}}))
     m = spec.Manifest.read(tmp_path / "q" / spec.MANIFEST_NAME)
-    assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (True, "INT8 passed its gate and paid off on onnxruntime")
-    assert not int8_verdict(m, spec.Backend.OPENVINO)[0]
+    ok, why = int8_verdict(m, spec.Backend.ONNXRUNTIME)
+    assert ok and "pays on onnxruntime from batch 1" in why
+    ok, why = int8_verdict(m, spec.Backend.OPENVINO)
+    assert not ok and "does not pay on openvino at any batch" in why
     eng = Engine.load(tmp_path / "q")  # no INT8 artefact in the toy: fp32, and it says why
     assert eng.plan.precision == spec.Precision.FP32 and "no INT8 artefact" in eng.info["choice"]
-    export_style = {"backends": {"openvino": {"int8_fp32_latency_ratio": 0.6, "chosen": {"passed": True}},
-                                 "onnxruntime": {"int8_fp32_latency_ratio": 1.3, "chosen": {"passed": True}}}}
-    make_toy_bundle(tmp_path / "e", quantization=export_style)  # the layout export's QuantReport writes
-    m = spec.Manifest.read(tmp_path / "e" / spec.MANIFEST_NAME)
-    assert int8_verdict(m, spec.Backend.OPENVINO)[0]
-    assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 passed its gate but was not faster on onnxruntime")
-    make_toy_bundle(tmp_path / "slow", quantization={"passed": True, "speedup": 0.8})
-    m = spec.Manifest.read(tmp_path / "slow" / spec.MANIFEST_NAME)
-    assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 passed its gate but was not faster on onnxruntime")
+    make_toy_bundle(tmp_path / "f", quantization=int8_report({"onnxruntime": {1: 0.5}}, passed=False))
+    m = spec.Manifest.read(tmp_path / "f" / spec.MANIFEST_NAME)
+    assert int8_verdict(m, spec.Backend.ONNXRUNTIME) == (False, "INT8 did not pass its accuracy gate on onnxruntime")
+    make_toy_bundle(tmp_path / "none")
+    m = spec.Manifest.read(tmp_path / "none" / spec.MANIFEST_NAME)
+    assert m.quantization is None and int8_verdict(m, spec.Backend.ONNXRUNTIME)[0] is False
 
 
 def test_int8_by_stream_count(tmp_path: Path) -> None:
     """With a per-batch report, INT8 from the measured crossover batch on, FP32 below it."""
     from edgelstm.runtime.engine import int8_verdict
 
-    report = {"backends": {"onnxruntime": {"chosen": {"passed": True}, "int8_fp32_latency_ratio": 1.2,
-                                           "int8_fp32_latency_ratio_by_batch": {"1": 1.2, "8": 0.9, "32": 0.7},
-                                           "int8_pays_from_batch": 8},
-                           "openvino": {"chosen": {"passed": True}, "int8_fp32_latency_ratio": 1.3,
-                                        "int8_fp32_latency_ratio_by_batch": {"1": 1.3, "8": 1.1, "32": 1.05},
-                                        "int8_pays_from_batch": None}}}
+    report = int8_report({"onnxruntime": {1: 1.2, 8: 0.9, 32: 0.7}, "openvino": {1: 1.3, 8: 1.1, 32: 1.05}})
     make_toy_bundle(tmp_path / "b", quantization=report)
     m = spec.Manifest.read(tmp_path / "b" / spec.MANIFEST_NAME)
+    assert m.quantization == report  # the typed report round-trips through manifest.json
     ok1, why1 = int8_verdict(m, spec.Backend.ONNXRUNTIME, 1)
     assert not ok1 and "below batch 8" in why1 and "1: 1.20x" in why1
     assert int8_verdict(m, spec.Backend.ONNXRUNTIME, 7)[0] is False

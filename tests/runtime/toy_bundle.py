@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgelstm import spec
+from edgelstm.quantreport import Int8Report
 from edgelstm.fsutil import sha256_file
 
 LABELS = ("a", "b", "c", "d", "e")
@@ -108,7 +109,7 @@ def make_toy_bundle(root: Path, *, kind: spec.ModelKind = spec.ModelKind.FRAMES,
                     train_fps: float = 15.0, max_gap_s: float = 0.5, every_frames: int = 0,
                     openvino: bool = False, fused: bool = False, poison: bool = False,
                     resize: spec.ResizeMode = spec.ResizeMode.AREA, seed: int = 0,
-                    quantization: dict | None = None) -> Toy:
+                    quantization: Int8Report | None = None) -> Toy:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     h, w = size
@@ -170,6 +171,25 @@ def make_toy_bundle(root: Path, *, kind: spec.ModelKind = spec.ModelKind.FRAMES,
     manifest = spec.Manifest(spec.FORMAT_VERSION, info, LABELS, pre,
                              spec.Temporal(16, 1, train_fps, spec.ResetPolicy(max_gap_s, True, every_frames)),
                              spec.state_specs(1, hidden), tuple(arts), "0" * 64, (), spec.Versions("test"),
-                             quantization=quantization or {})
+                             quantization=quantization)
     (root / spec.MANIFEST_NAME).write_text(manifest.to_json())
     return toy
+
+
+def int8_report(ratios: dict[str, dict[int, float]], *, passed: bool = True) -> Int8Report:
+    """A typed INT8 report as export writes it: per backend, the INT8/FP32 latency ratio by batch."""
+    from edgelstm.quantreport import (BackendReport, GateData, GateSettings, Int8Report, PrecisionFacts, Trial,
+                                      clips_needed)
+
+    def facts(ms: float) -> PrecisionFacts:
+        return PrecisionFacts(bytes=1000, latency_ms=ms, latency_ms_by_batch={"1": ms}, graphs={})
+
+    backends = {}
+    for b, by_batch in ratios.items():
+        trial = Trial(b, (), 0.9, 0.9, 1.0, 1.0, 1.0, 1.0, passed, 0.0, clips=200, points_per_clip=0.5)
+        backends[b] = BackendReport(facts(1.0), facts(by_batch[1]), by_batch[1],
+                                    {str(k): v for k, v in by_batch.items()}, by_batch[1] <= 1.0,
+                                    next((k for k, v in by_batch.items() if v <= 1.0), None), trial)
+    trials = tuple(r.chosen for r in backends.values())
+    return Int8Report(GateSettings(1.0, 0.98, clips_needed(1.0, 0.98)), GateData("synthetic", "test", 200, 64, 1.0),
+                      trials, backends)
