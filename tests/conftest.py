@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -47,7 +48,14 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> BaseVenv:
     venv = home / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # no --system-site-packages
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # Install a clean copy of the sources: building in the checkout reuses its build/lib, which keeps modules
+    # since deleted or moved (they would be installed and imported as if they still existed).
+    src = home / "src"
+    shutil.copytree(ROOT / "edgelstm", src / "edgelstm", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, src / name)
     r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        str(ROOT)], capture_output=True, text=True, timeout=900, env=env, cwd=home)
+                        str(src)], capture_output=True, text=True, timeout=900, env=env, cwd=home)
     assert r.returncode == 0, r.stderr[-3000:]
     return BaseVenv(venv, env, home)
