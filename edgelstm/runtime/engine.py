@@ -21,12 +21,13 @@ import numpy as np
 
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import BundleError, UsageError
-from edgelstm.runtime.backends import BackendOptions, ModelRunner, open_model
+from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.plan import GRAPHS, SMALL_MODEL_MACS, Plan, int8_verdict, make_plan, resolve_profile
 from edgelstm.runtime.postprocess import Smoother, Smoothing, softmax
 from edgelstm.runtime.preprocess import HALVE_ABOVE_PIXELS, FrameResizer, check_features, check_frame
-from edgelstm.spec import C_IN, FEATURES, FRAMES, H_IN, LOGITS, ColourOrder, ModelKind, Role
+from edgelstm.runtime.stream import Chain, open_chain, zero_state
+from edgelstm.spec import C_IN, H_IN, ColourOrder, ModelKind, Role
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,13 @@ class Prediction:
 class Engine:
     """Runs a bundle frame by frame for ``streams`` sources, each with its own LSTM state."""
 
-    def __init__(self, bundle: Bundle, plan: Plan, runners: dict[Role, ModelRunner], *, streams: int,
+    def __init__(self, bundle: Bundle, plan: Plan, chain: Chain, *, streams: int,
                  smoothing: Smoothing, k: int) -> None:
         m = bundle.manifest
         self.bundle, self.manifest, self.plan, self.streams = bundle, m, plan, streams
         self.labels = m.labels
         self.kind = m.model.kind
-        self._runners = runners
+        self._chain = chain
         self._smoother = Smoother(streams, m.model.num_classes, smoothing)
         self._k = max(1, k)
         self._static = plan.options.static_batch > 0
@@ -94,7 +95,8 @@ class Engine:
             "backend": str(plan.backend), "precision": str(plan.precision), "graph": plan.graph,
             "device": plan.options.device, "threads": plan.options.threads, "streams": streams,
             "choice": "; ".join(plan.why),
-            **{f"{role}": r.info for role, r in runners.items()},
+            **({str(Role.ENCODER): chain.encoder.info} if chain.encoder is not None else {}),
+            str(chain.role): chain.step_runner.info,
         }
 
     # --- construction -------------------------------------------------------------------
@@ -115,17 +117,15 @@ class Engine:
         profile = resolve_profile(device)
         plan = make_plan(b.manifest, profile, backend=backend, precision=precision, threads=threads, graph=graph,
                      streams=streams, options=options)
-        roles = {"split": (Role.ENCODER, Role.STEP), "fused": (Role.FUSED,), "step": (Role.STEP,)}[plan.graph]
-        runners = {r: open_model(b, b.find(r, plan.backend, plan.precision), plan.options) for r in roles}
-        eng = cls(b, plan, runners, streams=streams, smoothing=smoothing, k=top_k)
+        chain = open_chain(b, plan.backend, plan.precision, plan.options, graph=plan.graph)
+        eng = cls(b, plan, chain, streams=streams, smoothing=smoothing, k=top_k)
         log.info("engine: %s", eng.info)
         return eng
 
     @property
     def inference_precision(self) -> str:
         """What the LSTM step actually runs in (OpenVINO: f32/bf16/f16; onnxruntime: the artefact's)."""
-        role = Role.FUSED if self.plan.graph == "fused" else Role.STEP
-        return str(self._runners[role].info.get("inference_precision", ""))
+        return str(self._chain.step_runner.info.get("inference_precision", ""))
 
     # --- state ----------------------------------------------------------------------------
     def reset(self, stream: int | None = None) -> None:
@@ -197,38 +197,24 @@ class Engine:
             sel, rows = ids, slice(None)
         batch = self._buf[:n]
         states = {name: arr[:, sel] for name, arr in self._state.items()}  # slice: views; ids: gathered copies
-        enc_ns = 0
-        if self.plan.graph == "split":
-            t = time.perf_counter_ns()
-            feats = self._runners[Role.ENCODER].run({FRAMES: batch})[FEATURES]  # (n, F)
-            enc_ns = time.perf_counter_ns() - t
-            first = {FEATURES: feats}
-        elif self.plan.graph == "fused":
-            first = {FRAMES: batch}
-        else:
-            first = {FEATURES: batch}
-        runner = self._runners[Role.FUSED if self.plan.graph == "fused" else Role.STEP]
-        t = time.perf_counter_ns()
-        out = runner.run({**first, **states})
-        step_ns = time.perf_counter_ns() - t
+        res = self._chain.step(batch, states)
         bad: list[int] = []
-        for out_name, in_name in self._state_out.items():
-            new = out[out_name]  # (num_layers, n, hidden)
+        for name, new in res.state.items():  # (num_layers, n, hidden)
             new_rows = new[:, rows] if not isinstance(rows, slice) else new
             if not np.isfinite(new_rows).all():
                 finite = np.isfinite(new_rows).all(axis=(0, 2))
                 bad.extend(ids[i] for i in np.flatnonzero(~finite))
             if isinstance(sel, slice) and not self._static:
-                self._state[in_name][:, sel] = new
+                self._state[name][:, sel] = new
             else:
-                self._state[in_name][:, ids] = new_rows
-        logits = out[LOGITS][rows] if not isinstance(rows, slice) else out[LOGITS]  # (n, K)
+                self._state[name][:, ids] = new_rows
+        logits = res.logits[rows] if not isinstance(rows, slice) else res.logits  # (n, K)
         for s in sorted(set(bad)):
             log.warning("stream %d: the LSTM state became non-finite (bad input or an overflowing model); "
                         "state reset", s)
             self.reset(s)
         self._bad = set(bad)
-        return logits, enc_ns, step_ns
+        return logits, res.encoder_ns, res.step_ns
 
     def _postprocess(self, ids: list[int], logits: np.ndarray) -> list[Prediction]:
         """Softmax, smoothing and top-k for the whole batch at once; one Prediction per stream."""
