@@ -98,6 +98,48 @@ class Preprocess:
     layout: str = "NHWC"            # the graph takes HWC uint8; HWC->CHW and normalisation run in-graph
 
 
+# Defaults declared once: the frame size and clip length a model gets when nothing says otherwise.
+DEFAULT_SIZE: tuple[int, int] = (64, 64)
+DEFAULT_CLIP_LEN = 16
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What a model was trained on: stored in every checkpoint (``data``), read by export (preprocess,
+    temporal facts, default calibration data), evaluation and distillation. Strict like the manifest."""
+
+    kind: ModelKind
+    clip_len: int                                   # T, frames per clip in training
+    size: tuple[int, int] | None = None             # (H, W) of the frames; None for features
+    mean: tuple[float, float, float] | None = None  # per RGB channel, 0..1 scale (the model's FrameNorm)
+    std: tuple[float, float, float] | None = None
+    stride: int = 1                                 # source frames between two model frames
+    fps: float = 0.0                                # rate of model frames in training; 0 when unknown
+    feature_size: int | None = None                 # width of one LSTM step input
+    sampling: str = "uniform"                       # how T frames were taken from a clip: uniform | stride
+    resize: ResizeMode = ResizeMode.AREA
+    source: str = ""                                # the --data it was trained on ("synthetic", a path)
+    data_seed: int = 0                              # seed of the synthetic set or of carving val/test
+    synthetic_counts: tuple[int, int, int] | None = None  # clips per split of the synthetic set
+    colour_order: ColourOrder = ColourOrder.RGB     # channel order of the training frames (datasets: RGB)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path) -> DataFacts:
+        return from_jsonable(cls, data, where="data", source=source)  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)  # type: ignore[no-any-return]
+
+    def load_options(self) -> dict[str, Any]:
+        """``edgelstm.data.load_dataset`` keywords that sample new data as this model was trained."""
+        opts: dict[str, Any] = {"clip_len": self.clip_len, "sampling": self.sampling, "seed": self.data_seed}
+        if self.size is not None:
+            opts["size"] = self.size
+        if self.sampling == "stride":
+            opts["stride"] = self.stride
+        return opts
+
+
 @dataclass(frozen=True)
 class ResetPolicy:
     max_gap_s: float            # a longer gap between fed frames resets the state
