@@ -26,8 +26,9 @@ from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.plan import GRAPHS, SMALL_MODEL_MACS, Plan, int8_verdict, make_plan, resolve_profile
 from edgelstm.runtime.postprocess import Smoother, Smoothing, softmax
 from edgelstm.runtime.preprocess import HALVE_ABOVE_PIXELS, FrameResizer, check_features, check_frame
+from edgelstm.runtime.selftest import run_selftest
 from edgelstm.runtime.stream import Chain, open_chain, zero_state
-from edgelstm.spec import C_IN, H_IN, ColourOrder, ModelKind, Role
+from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Role
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Engine:
         self.labels = m.labels
         self.kind = m.model.kind
         self._chain = chain
+        self._closed = False
+        self._step_key = str(chain.role)  # the info entry of the step (or fused) graph
         self._smoother = Smoother(streams, m.model.num_classes, smoothing)
         self._k = max(1, k)
         self._static = plan.options.static_batch > 0
@@ -104,28 +107,66 @@ class Engine:
     def load(cls, bundle: str | Path | Bundle, *, device: str | Path | DeviceProfile = "cpu",
              backend: str | None = None, precision: str | None = None, threads: int | None = None,
              streams: int = 1, graph: str = "auto", smoothing: Smoothing = Smoothing(), top_k: int = 5,
-             options: BackendOptions | None = None) -> Engine:
+             options: BackendOptions | None = None, verify: bool = True) -> Engine:
         """Verify ``bundle``, choose artefacts and options from ``device``, open the models.
 
         ``backend``/``precision``/``threads`` override the profile; ``options`` replaces the
         profile's backend options altogether. ``precision="auto"`` (a profile's default) takes INT8
         only when the bundle's quantization report says it passed its gate and paid off.
+        ``verify``: replay the bundle's self-test (:mod:`edgelstm.runtime.selftest`) on the chosen
+        backend, precision and device, and refuse models that answer differently than at export.
+        Use as ``with Engine.load(...) as eng:`` to release the models at the end (:meth:`close`).
         """
         if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
             raise UsageError(f"streams={streams!r}", expected="an integer >= 1", fix="pass --streams 1 or more")
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        _check_memory(b.manifest, streams)
         profile = resolve_profile(device)
         plan = make_plan(b.manifest, profile, backend=backend, precision=precision, threads=threads, graph=graph,
                      streams=streams, options=options)
         chain = open_chain(b, plan.backend, plan.precision, plan.options, graph=plan.graph)
         eng = cls(b, plan, chain, streams=streams, smoothing=smoothing, k=top_k)
+        if verify:
+            eng.info["selftest"] = eng.self_test()
         log.info("engine: %s", eng.info)
         return eng
+
+    def self_test(self) -> str:
+        """Replay the bundle's self-test on this engine's models (its own state is untouched); raises a
+        :class:`BundleError` on a wrong answer and returns what passed."""
+        st = self.manifest.selftest
+        if st is None:
+            if str(self.bundle.path) not in _NOTED:
+                _NOTED.add(str(self.bundle.path))
+                log.warning("%s has no self-test (exported before edgelstm 0.2), so its state wiring cannot be "
+                            "verified; re-export it to add one", self.bundle.path)
+            return "none in this bundle"
+        self._check_open()
+        return run_selftest(self._chain, st, inference_precision=self.inference_precision,
+                            batch=self.plan.options.static_batch)
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the backend sessions and infer requests; stepping a closed engine is a UsageError."""
+        if not self._closed:
+            self._closed = True
+            del self._chain  # the last reference to the runners: onnxruntime sessions / OpenVINO requests go
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the engine is closed", expected="an open engine",
+                             fix="load a new one with Engine.load(...) (and step it inside its `with` block)")
 
     @property
     def inference_precision(self) -> str:
         """What the LSTM step actually runs in (OpenVINO: f32/bf16/f16; onnxruntime: the artefact's)."""
-        return str(self._chain.step_runner.info.get("inference_precision", ""))
+        return str(self.info[self._step_key].get("inference_precision", ""))
 
     # --- state ----------------------------------------------------------------------------
     def reset(self, stream: int | None = None) -> None:
@@ -155,7 +196,13 @@ class Engine:
                    *, colour: ColourOrder = ColourOrder.BGR) -> list[Prediction]:
         """One frame per stream (``streams[i]`` for ``frames[i]``, default 0..n-1), encoder batched."""
         t0 = time.perf_counter_ns()
+        self._check_open()
         n = len(frames)
+        if streams is not None and not isinstance(streams, (Sequence, np.ndarray)):
+            raise UsageError(f"streams={streams!r}", expected="a sequence of stream ids, one per frame",
+                             fix="pass streams=[0, 1, ...], or use step(frame, stream=i) for one frame")
+        for s in (streams if streams is not None else ()):
+            self._check_stream(s)
         ids = list(range(n)) if streams is None else [int(s) for s in streams]
         if len(ids) != n or n == 0:
             raise UsageError(f"{n} frames for {len(ids)} streams", expected="one frame per stream, at least one",
@@ -245,6 +292,36 @@ class Engine:
             preds.append(Prediction(s, j, labels[j], row[j], shown_probs[i], raw[i],
                                     tuple((c, row[c]) for c in order_l[i]), zero))
         return preds
+
+
+_NOTED: set[str] = set()  # bundles whose missing self-test was already logged
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (0 when the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _check_memory(m: Manifest, streams: int) -> None:
+    """Refuse up front an engine whose buffers (frames or features, and the state, per stream) would not fit
+    in half of this machine's memory, instead of a MemoryError or swapping on the first frame."""
+    per_stream = 4 * sum(int(np.prod([d for d in s.shape if isinstance(d, int)])) for s in m.state)
+    if m.preprocess is not None:
+        what = f"{m.preprocess.size[0]}x{m.preprocess.size[1]} frames"
+        per_stream += m.preprocess.size[0] * m.preprocess.size[1] * 3
+    else:
+        what = f"{m.model.feature_size} features"
+        per_stream += 4 * m.model.feature_size
+    need, have = streams * per_stream, _memory_bytes()
+    if have and need > have // 2:
+        raise UsageError(f"{streams} stream(s) of {what} need {need / 2**30:.1f} GiB of buffers",
+                         expected=f"at most {have / 2**31:.1f} GiB (half of this machine's memory)",
+                         fix="use fewer --streams, or a model exported at a smaller --size")
 
 
 _OK: dict[int, np.ndarray] = {}

@@ -3,15 +3,18 @@ overrides and the bundle's quantization report, resolved into one :class:`Plan` 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgelstm.devices import DeviceProfile, load_profile
 from edgelstm.errors import UsageError, unknown_choice
-from edgelstm.runtime.backends import ORT_PROVIDERS, OV_DEVICES, BackendOptions
+from edgelstm.runtime.backends import ORT_PROVIDERS, OV_DEVICES, BackendOptions, cpu_count
 from edgelstm.spec import Backend, Manifest, ModelKind, Precision, Role
 
 GRAPHS = ("auto", "split", "fused")
+log = logging.getLogger(__name__)
+
 SMALL_MODEL_MACS = 10_000_000  # below this per frame, a CPU profile's "auto" threads means one thread
 
 
@@ -79,6 +82,7 @@ def make_plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None
     else:
         options = dataclasses.replace(options, threads=options.threads if threads is None else threads,
                                       inference_precision=options.inference_precision or default_ip)
+    options = _cap_threads(options, why)
     if graph not in GRAPHS:
         raise unknown_choice("graph", graph, GRAPHS, fix="pass --graph auto, split or fused")
     if manifest.model.kind == ModelKind.FEATURES:
@@ -89,3 +93,17 @@ def make_plan(manifest: Manifest, profile: DeviceProfile, *, backend: str | None
         split = all(manifest.artifact(r, be, Precision(prec)) for r in (Role.ENCODER, Role.STEP))
         graph = "split" if split or manifest.artifact(Role.FUSED, be, Precision(prec)) is None else "fused"
     return Plan(be, Precision(prec), options, graph, why)
+
+
+def _cap_threads(options: BackendOptions, why: list[str]) -> BackendOptions:
+    """More threads than cores only adds contention (and a huge pool can exhaust memory): cap with a warning."""
+    if isinstance(options.threads, bool) or not isinstance(options.threads, int) or options.threads < 0:
+        raise UsageError(f"threads={options.threads!r}", expected="an integer >= 0 (0: the backend's default)",
+                         fix="pass --threads 0, or a number up to this machine's cores")
+    cores = cpu_count()
+    if options.threads > cores:
+        log.warning("--threads %d is more than the %d core(s) this process may use; running %d thread(s)",
+                    options.threads, cores, cores)
+        why.append(f"{cores} threads: capped from {options.threads} (cores available)")
+        options = dataclasses.replace(options, threads=cores)
+    return options

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_bundle import LABELS, Toy, int8_report, make_toy_bundle
+from toy_bundle import LABELS, Toy, add_selftest, int8_report, make_toy_bundle, swap_state_outputs
 
 from edgelstm import spec
 from edgelstm.errors import BundleError, DeviceError, FrameError, UsageError
@@ -249,3 +250,102 @@ def test_large_frames_are_halved_before_the_area_resize(toy: Toy) -> None:
         direct = cv2.resize(frame, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
         assert np.abs(got - exact).max() <= 4.0 and np.abs(got - exact).mean() < 0.5
         assert np.abs(direct - exact).max() <= 0.5  # the direct path: one rounding
+
+
+# --- the self-test, lifetime and resource bounds (issue 10 §3) ---------------------------------------
+@pytest.mark.parametrize("graph", ["split", "fused"])
+def test_selftest_catches_swapped_state_outputs(tmp_path: Path, graph: str) -> None:
+    """h_out and c_out swapped in the step graph: every shape agrees, only the self-test can tell."""
+    toy = make_toy_bundle(tmp_path / "b", fused=True)
+    add_selftest(toy)
+    assert "self-test passed" in Engine.load(toy.path, graph=graph).info["selftest"]
+    swap_state_outputs(toy.path, "step" if graph == "split" else "fused")
+    eng = Engine.load(toy.path, graph=graph, verify=False)  # loads: hashes, names and shapes all agree
+    rgb = _clip(3)
+    got = np.stack([eng.step(np.ascontiguousarray(f[..., ::-1])).logits for f in rgb])
+    assert np.abs(got - toy.logits(rgb)).max() > 1e-2  # ...and computes something else
+    with pytest.raises(BundleError, match=r"self-test failed on .*max \|logit difference\| (\S+) .*tolerance") as e:
+        Engine.load(toy.path, graph=graph)
+    measured = float(re.search(r"difference\| (\S+) ", str(e.value)).group(1))  # type: ignore[union-attr]
+    assert measured > 1e-3 and "expected at most 0.001" in str(e.value)
+
+
+def test_selftest_on_openvino_and_a_static_batch(tmp_path: Path) -> None:
+    toy = make_toy_bundle(tmp_path / "b", openvino=True)
+    add_selftest(toy)
+    prof = tmp_path / "static.toml"  # NPU-style fixed batch 3: the self-test's 2 streams are repeated to fill it
+    prof.write_text('backend = "openvino"\ndevice = "CPU"\nstatic_batch = true\n')
+    assert "passed" in Engine.load(toy.path, backend="openvino").info["selftest"]
+    assert "passed" in Engine.load(toy.path, device=prof, streams=3).info["selftest"]
+
+
+def test_selftest_reduced_precision_compares_top1(tmp_path: Path) -> None:
+    """INT8/bf16 runs are judged by top-1 agreement with the FP32 answer, not by values."""
+    import dataclasses
+
+    from edgelstm.runtime.selftest import run_selftest
+
+    toy = make_toy_bundle(tmp_path / "b")
+    add_selftest(toy)
+    eng = Engine.load(toy.path, verify=False)
+    st = eng.manifest.selftest
+    assert st is not None and st.steps * st.streams >= 12
+    assert "top-1 agreement 100%" in run_selftest(eng._chain, st, inference_precision="int8")
+    # a perturbation far beyond the fp32 tolerance that keeps the top-1: fine for int8, refused for fp32
+    moved = dataclasses.replace(st, logits=tuple(tuple(v + 0.01 for v in r) for r in st.logits))
+    run_selftest(eng._chain, moved, inference_precision="int8")
+    with pytest.raises(BundleError, match="max \\|logit difference\\| 0.01"):
+        run_selftest(eng._chain, moved, inference_precision="fp32")
+    k = len(st.logits[0])
+    wrong = dataclasses.replace(st, argmax=tuple(tuple((a + 1) % k for a in r) for r in st.argmax))
+    with pytest.raises(BundleError, match="top-1 agrees with the FP32 answer on 0% of 6 steps x 2 streams"):
+        run_selftest(eng._chain, wrong, inference_precision="int8")
+
+
+def test_bundle_without_selftest_loads_with_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    toy = make_toy_bundle(tmp_path / "old")
+    with caplog.at_level(logging.WARNING):
+        eng = Engine.load(toy.path)
+    assert eng.info["selftest"] == "none in this bundle" and "has no self-test" in caplog.text
+
+
+def test_close_and_context_manager(toy: Toy) -> None:
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with Engine.load(toy.path, verify=False) as eng:
+        assert eng.step(frame).label in LABELS
+    with pytest.raises(UsageError, match="the engine is closed"):
+        eng.step(frame)
+    with pytest.raises(UsageError, match="the engine is closed"):
+        eng.step_batch([frame])
+    eng.close()  # twice is fine
+    assert not hasattr(eng, "_chain")  # the runners (sessions, infer requests) are released
+
+
+@pytest.mark.parametrize("stream, needle", [("0", "stream '0'"), (1.0, "stream 1.0"), (True, "stream True"),
+                                            (-1, "stream -1"), (2, "stream 2")])
+def test_stream_must_be_an_int_in_range(toy: Toy, stream: object, needle: str) -> None:
+    eng = Engine.load(toy.path, streams=2, verify=False)
+    with pytest.raises(UsageError, match="0..1") as e:
+        eng.step(np.zeros((8, 8, 3), np.uint8), stream=stream)  # type: ignore[arg-type]
+    assert needle in str(e.value)
+    with pytest.raises(UsageError, match="a sequence of stream ids"):
+        eng.step_batch([np.zeros((8, 8, 3), np.uint8)], streams=0)  # type: ignore[arg-type]
+
+
+def test_threads_above_the_cores_are_capped(toy: Toy, caplog: pytest.LogCaptureFixture) -> None:
+    from edgelstm.runtime.backends import cpu_count
+
+    with caplog.at_level(logging.WARNING):
+        eng = Engine.load(toy.path, threads=100_000, verify=False)
+    assert eng.plan.options.threads == cpu_count() and "--threads 100000 is more than" in caplog.text
+    with pytest.raises(UsageError, match="threads=-1"):
+        Engine.load(toy.path, threads=-1, verify=False)
+
+
+def test_buffers_that_do_not_fit_are_refused_up_front(toy: Toy, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgelstm.runtime import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "_memory_bytes", lambda: 2**20)  # a 1 MiB machine: 8x8 frames x 10^4 streams
+    with pytest.raises(UsageError, match=r"10000 stream\(s\) of 8x8 frames need .* GiB of buffers"):
+        Engine.load(toy.path, streams=10_000, verify=False)
+    assert Engine.load(toy.path, streams=2, verify=False).streams == 2

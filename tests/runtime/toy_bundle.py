@@ -193,3 +193,36 @@ def int8_report(ratios: dict[str, dict[int, float]], *, passed: bool = True) -> 
     trials = tuple(r.chosen for r in backends.values())
     return Int8Report(GateSettings(1.0, 0.98, clips_needed(1.0, 0.98)), GateData("synthetic", "test", 200, 64, 1.0),
                       trials, backends)
+
+
+def add_selftest(toy: Toy) -> None:
+    """Record the toy's self-test as export does (its FP32 ONNX chain) and write it into the manifest."""
+    import dataclasses
+
+    from edgelstm.runtime.bundle import load_bundle
+    from edgelstm.runtime.selftest import record
+    from edgelstm.runtime.stream import open_chain
+
+    b = load_bundle(toy.path)
+    st = record(open_chain(b, spec.Backend.ONNXRUNTIME, spec.Precision.FP32))
+    (toy.path / spec.MANIFEST_NAME).write_text(dataclasses.replace(b.manifest, selftest=st).to_json())
+
+
+def swap_state_outputs(root: Path, name: str = "step") -> None:
+    """Mis-wire ``name``.onnx: its h_out carries the new cell state and c_out the new hidden state (same
+    shapes, so no shape check can see it), then re-enter the file's hash and size in the manifest."""
+    import json
+
+    path = root / f"{name}.onnx"
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        for i, out in enumerate(node.output):
+            if out in (spec.H_OUT, spec.C_OUT):
+                node.output[i] = spec.C_OUT if out == spec.H_OUT else spec.H_OUT
+    onnx.save(model, str(path))
+    data = json.loads((root / spec.MANIFEST_NAME).read_text())
+    for art in data["artifacts"]:
+        for f in art["files"]:
+            if f["path"] == path.name:
+                f["sha256"], f["bytes"] = sha256_file(path), path.stat().st_size
+    (root / spec.MANIFEST_NAME).write_text(json.dumps(data, indent=2))
