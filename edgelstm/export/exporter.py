@@ -157,7 +157,17 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         results += ov_results
     manifest = dataclasses.replace(manifest, parity=tuple(results))
     _fail_on_parity(manifest.parity, stage)
-    return manifest
+    return _with_selftest(stage, manifest)
+
+
+def _with_selftest(stage: Path, manifest: Manifest) -> Manifest:
+    """The FP32 ONNX artefact's answer to the seeded self-test stream (parity just proved it equals PyTorch),
+    stored for ``Engine.load(verify=True)`` to replay on the device."""
+    from edgelstm.runtime.selftest import record
+    from edgelstm.runtime.stream import open_chain
+
+    chain = open_chain(Bundle(stage, manifest), Backend.ONNXRUNTIME, Precision.FP32)
+    return dataclasses.replace(manifest, selftest=record(chain))
 
 
 def _roles(kind: ModelKind, layout: GraphLayout) -> tuple[Role, ...]:

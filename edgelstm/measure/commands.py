@@ -121,7 +121,7 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
     path = Path(target)
     if path.is_dir():
         result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
-                                    **({"artifact": artifact} if artifact else {}),  # else the library's default
+                                    artifact=artifact or ev.DEFAULT_ARTIFACT,
                                     checkpoint=ev.checkpoint_reference(checkpoint) if checkpoint else None,
                                     reference=reference)
     else:
@@ -147,7 +147,7 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
 def _recorded_source(path: Path) -> str:
     from edgelstm.models.checkpoint import load_checkpoint
 
-    return str(load_checkpoint(path).data.get("source") or "synthetic")
+    return load_checkpoint(path).data.source or "synthetic"
 
 
 def _bundle_dataset(path: Path, data: str | None, cache_dir: str | None) -> Any:

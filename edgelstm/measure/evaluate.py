@@ -34,6 +34,7 @@ __all__ = ["FRACTIONS", "EvalResult", "Reference", "accuracy_report", "agreement
 
 log = logging.getLogger(__name__)
 
+DEFAULT_ARTIFACT = "onnxruntime:fp32"
 # (X, lengths) -> (N, T, K) per-step logits; e.g. checkpoint_reference(path)
 Reference = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
@@ -103,7 +104,7 @@ def _result(artifact: str, split: str, X: np.ndarray, y: np.ndarray, lengths: np
 
 
 def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, split: str = "test",
-                    artifact: str | tuple[str, str] = "onnxruntime:fp32", device: str | DeviceProfile = "cpu",
+                    artifact: str | tuple[str, str] = DEFAULT_ARTIFACT, device: str | DeviceProfile = "cpu",
                     threads: int | None = None, reference: str | tuple[str, str] | Reference | None = None,
                     checkpoint: Reference | None = None, limit: int | None = None) -> EvalResult:
     """Accuracy of one artefact on a dataset split, run frame by frame as on a device.
@@ -160,7 +161,7 @@ def evaluate_checkpoint(path: str | Path, data: Any, *, split: str = "test", cac
     from edgelstm.train.evaluate import dataset_for_checkpoint, fraction_logits
 
     ckpt = load_checkpoint(path)
-    ds = data if isinstance(data, Dataset) else dataset_for_checkpoint(ckpt.data, data, cache_dir=cache_dir, seed=seed)
+    ds = data if isinstance(data, Dataset) else dataset_for_checkpoint(ckpt.data, data, cache_dir=cache_dir)
     if list(ckpt.classes) != list(ds.classes):
         raise DataError(f"the dataset's classes ({', '.join(ds.classes[:5])}, ...) differ from the checkpoint's "
                         f"({', '.join(ckpt.classes[:5])}, ...)", expected="the classes the model was trained on",

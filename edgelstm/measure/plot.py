@@ -147,7 +147,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     for i in range(k):
         for j in range(k):
             if conf[i, j]:
-                ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
+                ax.text(j, i, str(int(conf[i, j])), ha="center", va="center", fontsize=7,
                         color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -161,7 +161,7 @@ def _baselines(b: Bundle, report: ProfileReport, s: Settings, camera: list[np.nd
         runner = open_model(b, art, eng.plan.options)
         model = ClipModel(runner)
         window = np.random.default_rng(0).integers(0, 256, (1, s.clip_len, *m.preprocess.size, 3),  # type: ignore
-                                                   dtype=np.uint8)
+                                                   dtype=np.uint8)  # type: ignore[arg-type]
         weng = WindowEngine(m, model, window=s.clip_len, info={
             "backend": str(cfg.backend), "precision": "fp32", "graph": "clip", "threads": eng.plan.options.threads,
             "inference_precision": runner.info.get("inference_precision", ""),

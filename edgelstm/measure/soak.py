@@ -68,7 +68,7 @@ def write_test_video(path: str | Path, *, frames: int = 90, size: tuple[int, int
     from edgelstm.data.synthetic import stream
 
     path = Path(path)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size[1], size[0]))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (size[1], size[0]))
     it = stream(size=size, clip_len=16, seed=1)
     for _ in range(frames):
         w.write(cv2.cvtColor(next(it)[0], cv2.COLOR_RGB2BGR))
@@ -123,7 +123,8 @@ def soak(bundle: str | Path | Bundle, *, frames: int = 100_000, video: str | Pat
     if video is None:
         raise ValueError("soak needs a video file to loop (write_test_video makes one)")
     eng = Engine.load(b, device=device, backend=backend, precision=precision, streams=2)
-    sources = [SyntheticSource(size=synthetic_size, fps=0.0, seed=3), LoopingFile(video)]
+    looping = LoopingFile(video)
+    sources: list[Any] = [SyntheticSource(size=synthetic_size, fps=0.0, seed=3), looping]
     for _ in range(20):  # warm-up outside the measured window
         eng.step_batch([np.zeros((*synthetic_size, 3), np.uint8)] * 2)
     eng.reset()
@@ -163,7 +164,7 @@ def soak(bundle: str | Path | Bundle, *, frames: int = 100_000, video: str | Pat
     return SoakReport(frames=st.frames_decided, seconds=round(seconds, 2), rss_start_mb=round(rss0 / 2**20, 2),
                       rss_end_mb=round(rss1 / 2**20, 2), loop_stats_mb=round(stats_bytes / 2**20, 2), max_abs_h=peak[H_IN], max_abs_c=peak[C_IN], window=w,
                       first=_pp(list(totals[:w])), last=_pp(list(totals[-w:])), dropped=st.frames_dropped,
-                      resets=dict(st.resets), file_loops=sources[1].loops,
+                      resets=dict(st.resets), file_loops=looping.loops,
                       per_stream={"synthetic": per_stream[0], "file": per_stream[1]},
                       device={k: eng.info[k] for k in ("backend", "precision", "device", "threads")}
                       | {"inference_precision": eng.inference_precision})

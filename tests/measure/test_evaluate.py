@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,3 +99,30 @@ def test_evaluate_bundle(toy: Toy, clips: np.ndarray) -> None:
         evaluate_bundle(toy.path, data, artifact="tflite:fp32")
     with pytest.raises(UsageError, match="split 'val'"):
         evaluate_bundle(toy.path, data, split="val")
+
+
+def test_checkpoint_logits_of_a_non_causal_model_share_the_report() -> None:
+    """A non-causal model runs on each truncated clip; its logits land at the steps the report reads."""
+    torch = pytest.importorskip("torch")
+    from edgelstm.data import Split
+    from edgelstm.train.evaluate import early_accuracy, fraction_logits
+
+    class FramesSeen(torch.nn.Module):  # answers "how many frames did I see" (mod 10) as a class
+        causal = False
+
+        def forward(self, x: Any, lengths: Any = None) -> Any:
+            n = torch.full((len(x),), x.shape[1]) if lengths is None else lengths.long()
+            return torch.nn.functional.one_hot(n % 10, 10).float()
+
+    X = np.zeros((3, 8, 1), np.float32)
+    lengths = np.array([8, 8, 4])
+    out = fraction_logits(FramesSeen(), X, lengths)
+    assert out.shape == (3, 8, 10)
+    assert [int(out[0, s - 1].argmax()) for s in (1, 2, 4, 8)] == [1, 2, 4, 8]  # 10%, 25%, 50%, 100% of 8 frames
+    assert int(out[2, 3].argmax()) == 4 and int(out[2, 1].argmax()) == 2  # clip 2 ends at step 4 (its length)
+    assert not out[0, 4:7].any()  # steps no fraction reads stay empty
+    r = accuracy_report(out, np.array([8, 8, 4]), lengths, tuple("abcdefghij"))
+    assert r.accuracy == 1.0 and r.accuracy_at_fraction == {"10%": 0.0, "25%": 0.0, "50%": 0.0, "100%": 1.0}
+    y = np.array([4, 4, 2])  # right at half of each clip, wrong at its end
+    early = early_accuracy(FramesSeen(), Split(X, y, lengths))
+    assert early == {"0.1": 0.0, "0.25": 0.0, "0.5": 1.0, "1": 0.0}  # training's keys, the report's numbers
