@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edgelstm.spec import DataFacts, ModelKind
+
 CLIP_LEN = 8
 FPS = 15.0
 
@@ -98,8 +100,8 @@ def make_checkpoint(tmp_path: Path, *, model: str = "student_tiny", size: tuple[
     config = {"num_classes": num_classes, "mean": list(mean), "std": list(std)}
     net = create_model(model, **config)
     acc = _train(net, X, y, steps=steps) if trained else 0.0
-    data = {"kind": "frames", "size": list(size), "mean": list(mean), "std": list(std), "clip_len": CLIP_LEN,
-            "stride": 1, "fps": FPS, "feature_size": None, "sampling": "uniform", "source": "synthetic"}
+    data = DataFacts(kind=ModelKind.FRAMES, clip_len=CLIP_LEN, size=size, mean=mean, std=std,  # type: ignore[arg-type]
+                     stride=1, fps=FPS, source="synthetic")
     path = Path(tmp_path) / (name or f"{model}-{size[0]}x{size[1]}-{num_classes}.pt")
     save_checkpoint(path, Checkpoint(model=net, name=model, config=config, classes=list(CLASSES[:num_classes]),
                                      data=data, metrics={"train_acc": acc}))
@@ -119,8 +121,8 @@ def make_feature_checkpoint(tmp_path: Path, *, feature_size: int = 8, num_classe
     config = {"input_size": feature_size, "num_classes": num_classes, "hidden_size": hidden_size}
     net = create_model("lstm", **config)
     acc = _train(net, X, y, steps=steps)
-    data = {"kind": "features", "size": None, "mean": None, "std": None, "clip_len": CLIP_LEN, "stride": 1,
-            "fps": FPS, "feature_size": feature_size, "source": "features"}
+    data = DataFacts(kind=ModelKind.FEATURES, clip_len=CLIP_LEN, stride=1, fps=FPS, feature_size=feature_size,
+                     source="features")
     path = Path(tmp_path) / f"lstm-f{feature_size}-{num_classes}.pt"
     save_checkpoint(path, Checkpoint(model=net, name="lstm", config=config,
                                      classes=[f"class_{i}" for i in range(num_classes)], data=data,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.errors import DataError, UsageError, unknown_choice
+from edgelstm.spec import DataFacts, ModelKind, ResizeMode
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,15 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def facts(self) -> dict[str, object]:
+    def facts(self) -> DataFacts:
         """The data facts a checkpoint stores under ``data`` (see edgelstm.models.checkpoint)."""
-        return {"kind": str(self.kind), "size": list(self.size) if self.size else None,
-                "mean": list(self.mean), "std": list(self.std), "clip_len": self.clip_len,
-                "stride": self.stride, "fps": self.fps, "feature_size": self.feature_size,
-                "sampling": str(self.sampling), "resize": "area", "source": self.source,
-                "data_seed": self.seed,
-                "synthetic_counts": [int(c) for c in self.notes["counts"].split(",")] if "counts" in self.notes
-                else None}
+        counts = self.notes.get("counts")
+        return DataFacts(kind=ModelKind(str(self.kind)), clip_len=self.clip_len, size=self.size,
+                         mean=self.mean if self.kind == Kind.FRAMES else None,
+                         std=self.std if self.kind == Kind.FRAMES else None, stride=self.stride, fps=self.fps,
+                         feature_size=self.feature_size, sampling=str(self.sampling), resize=ResizeMode.AREA,
+                         source=self.source, data_seed=self.seed,
+                         synthetic_counts=tuple(int(c) for c in counts.split(",")) if counts else None)  # type: ignore[arg-type]
 
     def summary(self) -> dict[str, object]:
         return {"source": self.source, "kind": str(self.kind), "classes": list(self.classes),

@@ -78,8 +78,10 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
 
         settings = gate_settings(max_drop, min_agreement)
         check_gate_clips(settings, eval_clips)
-        calib_data = resolve_calib_data(calib_data, str(ckpt.data.get("source") or ""))
-    kind = ModelKind.FRAMES if getattr(ckpt.model, "encoder", None) is not None else ModelKind.FEATURES
+        calib_data = resolve_calib_data(calib_data, ckpt.data.source)
+    from edgelstm.export.graphs import kind_of
+
+    kind = kind_of(ckpt.model)
     if kind == ModelKind.FRAMES:
         size = _frame_size(size, ckpt.data)
     elif size is not None:
@@ -103,13 +105,12 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
     return ExportReport(Path(out_dir), manifest, quant)
 
 
-def _frame_size(size: tuple[int, int] | None, data: dict[str, Any]) -> tuple[int, int]:
+def _frame_size(size: tuple[int, int] | None, data: spec.DataFacts) -> tuple[int, int]:
     if size is None:
-        trained = data.get("size")
-        if not trained:
+        if data.size is None:
             raise UsageError("the checkpoint does not say which frame size it was trained at",
                              expected="--size H,W", fix="pass --size, e.g. --size 64,64")
-        return int(trained[0]), int(trained[1])
+        return data.size
     if len(size) != 2 or min(size) < 8:
         raise UsageError(f"--size {size} is not a frame size", expected="H,W of at least 8 each",
                          fix="pass --size like 64,64")
@@ -147,7 +148,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         preprocess=mf.preprocess(model, ckpt.data, size) if size is not None else None,
         temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size),
         artifacts=tuple(artifacts), source_checkpoint_sha256=ckpt.sha256, parity=(), versions=mf.versions(),
-        created=mf.now(), data_source=str(ckpt.data.get("source") or ""))
+        created=mf.now(), data_source=ckpt.data.source)
     X = parity.parity_sequence(manifest, frames=frames)
     ref = parity.torch_reference(ckpt.model, X)  # the original model, RGB input, whole sequences
     X_dev = graph_order(X, manifest)

@@ -72,6 +72,7 @@ def _fix_pools(model: nn.Module, size: tuple[int, int]) -> None:
 
 
 def kind_of(model: nn.Module) -> ModelKind:
+    """Frames (a frame encoder in front of the LSTM) or features (straight into the LSTM)."""
     return ModelKind.FRAMES if getattr(model, "encoder", None) is not None else ModelKind.FEATURES
 
 

@@ -15,13 +15,12 @@ from typing import Any
 from edgelstm import __version__, spec
 from edgelstm.fsutil import sha256_file, write_text_atomic
 from edgelstm.spec import (Artifact, Backend, ColourOrder, FileHash, Manifest, ModelInfo, ModelKind, Precision,
-                           Preprocess, ResetPolicy, ResizeMode, Role, Temporal, TensorSpec, Versions)
+                           Preprocess, ResetPolicy, Role, Temporal, TensorSpec, Versions)
 
 log = logging.getLogger(__name__)
 
 # Artefact file names: one table. "{role}" and "{precision}" are filled in; OpenVINO adds .bin beside .xml.
 FILE_STEM = "{role}-{precision}"
-SUFFIX = {Backend.ONNXRUNTIME: ".onnx", Backend.OPENVINO: ".xml"}
 
 
 def artifact_files(role: Role, backend: Backend, precision: Precision) -> tuple[str, ...]:
@@ -40,7 +39,9 @@ def new_artifact(role: Role, backend: Backend, precision: Precision, io: tuple[t
 def model_info(name: str, model: Any, size: tuple[int, int] | None) -> ModelInfo:
     from edgelstm.models.macs import count_params, macs_per_frame
 
-    kind = ModelKind.FRAMES if getattr(model, "encoder", None) is not None else ModelKind.FEATURES
+    from edgelstm.export.graphs import kind_of
+
+    kind = kind_of(model)
     lstm = model.lstm
     macs = macs_per_frame(model, size=size) if kind == ModelKind.FRAMES else macs_per_frame(
         model, feature_size=lstm.input_size)
@@ -49,21 +50,18 @@ def model_info(name: str, model: Any, size: tuple[int, int] | None) -> ModelInfo
                      macs_per_frame=macs)
 
 
-def preprocess(model: Any, data: dict[str, Any], size: tuple[int, int]) -> Preprocess:
+def preprocess(model: Any, data: spec.DataFacts, size: tuple[int, int]) -> Preprocess:
     norm = model.norm  # the in-graph normalisation is the truth, not the dataset's statistics
-    resize = str(data.get("resize", ResizeMode.AREA))
     return Preprocess(size=(int(size[0]), int(size[1])), colour_order=ColourOrder.BGR,
                       mean=tuple(float(v) for v in norm.mean), std=tuple(float(v) for v in norm.std),  # type: ignore[arg-type]
-                      resize=ResizeMode(resize) if resize in set(ResizeMode) else ResizeMode.AREA, layout="NHWC")
+                      resize=data.resize, layout="NHWC")
 
 
-def temporal(data: dict[str, Any]) -> Temporal:
-    fps = float(data.get("fps") or 0.0)
-    clip_len = int(data.get("clip_len") or 16)
+def temporal(data: spec.DataFacts) -> Temporal:
     # Training clips start from a zero state; a gap of more than a few frame periods (or one second)
     # means the stream is no longer the continuous video the model was trained on.
-    max_gap = max(1.0, 4.0 / fps) if fps > 0 else 1.0
-    return Temporal(clip_len=clip_len, frame_stride=int(data.get("stride") or 1), train_fps=fps,
+    max_gap = max(1.0, 4.0 / data.fps) if data.fps > 0 else 1.0
+    return Temporal(clip_len=data.clip_len, frame_stride=data.stride, train_fps=data.fps,
                     reset=ResetPolicy(max_gap_s=max_gap, on_reconnect=True, every_frames=0))
 
 
@@ -106,9 +104,3 @@ def seal(folder: Path, manifest: Manifest) -> Manifest:
     final = dataclasses.replace(manifest, artifacts=tuple(arts))
     write_text_atomic(folder / spec.MANIFEST_NAME, final.to_json())
     return final
-
-
-def file_bytes(manifest: Manifest, precision: Precision, backend: Backend) -> int:
-    """Total bytes of the streaming artefacts of one backend and precision (the deployed model size)."""
-    return sum(f.bytes for a in manifest.artifacts if a.precision == precision and a.backend == backend
-               and a.role != Role.CLIP for f in a.files)

@@ -7,26 +7,16 @@ Payload keys: ``format``, ``version``, ``model_name`` (registry name), ``model_c
 ``create_model``), ``state_dict``, ``classes`` (names, index = class id), ``data``, ``metrics``,
 ``extra`` (optimiser/scheduler state, epoch, history: only last.pt needs it, for ``--resume``).
 
-``data`` holds the facts export and the runtime rely on. These keys are stable:
-
-==================  ==========================================================================
-``kind``            "frames" (uint8 RGB clips into an encoder) or "features" (float32 per step)
-``size``            [H, W] of the frames the model takes; null for features
-``mean``, ``std``   per RGB channel on the 0..1 scale; the model's FrameNorm applies exactly these
-                    (frames: statistics of the training frames; features: unused)
-``clip_len``        T, frames per clip in training
-``stride``          source frames between two model frames (1 for the synthetic set)
-``fps``             rate of model frames in training (source fps / stride); 0 when unknown
-``feature_size``    width of one LSTM step input: the encoder's output for frames, F for features
-``sampling``        "uniform" or "stride": how T frames were taken from a clip
-``resize``          "area": how frames were resized (OpenCV INTER_AREA)
-``source``          the --data it was trained on ("synthetic", a path)
-``data_seed``       seed of the synthetic set or of carving val/test
-``synthetic_counts``  [train, val, test] clips of the synthetic set; null otherwise
-==================  ==========================================================================
+``data`` holds the facts export and the runtime rely on: an :class:`edgelstm.spec.DataFacts`
+(kind, size, mean/std, clip length, stride, fps, feature size, sampling, source, ...), stored as plain
+JSON-like values and read back strictly. ``digest`` is the SHA-256 of every tensor and value in the
+payload (:func:`content_digest`): a checkpoint whose bytes changed after it was written is refused
+on load, and so is one with non-finite weights or optimiser state.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgelstm.errors import CheckpointError
+from edgelstm.errors import BundleError, CheckpointError
 from edgelstm.fsutil import atomic_path, sha256_file
 from edgelstm.models.registry import create_model
+from edgelstm.spec import DataFacts
+
+log = logging.getLogger(__name__)
 
 FORMAT = "edgelstm-checkpoint"
 VERSION = 1
@@ -49,7 +42,7 @@ class Checkpoint:
     name: str                      # registry name
     config: dict[str, Any]         # kwargs for create_model
     classes: list[str]
-    data: dict[str, Any]           # preprocessing and temporal facts (keys in the module docstring)
+    data: DataFacts                # what it was trained on: preprocessing and temporal facts
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # optimiser state, epoch ... (for --resume)
     path: Path | None = None
@@ -64,10 +57,11 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "model_config": _plain(ckpt.config),
         "state_dict": ckpt.model.state_dict(),
         "classes": list(ckpt.classes),
-        "data": _plain(ckpt.data),
+        "data": ckpt.data.to_dict(),
         "metrics": _plain(ckpt.metrics),
         "extra": ckpt.extra,
     }
+    payload["digest"] = content_digest(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -94,6 +88,12 @@ def load_checkpoint(path: str | Path, *, with_extra: bool = False) -> Checkpoint
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint version {payload['version']} is newer than this edgelstm ({VERSION})",
                               fix="upgrade edgelstm", path=path)
+    _check_content(payload, path, with_extra=with_extra)
+    try:
+        facts = DataFacts.from_dict(payload["data"], source=path)
+    except BundleError as e:
+        raise CheckpointError(e.what, expected=e.expected, path=path,
+                              fix="the checkpoint's data facts are damaged; re-train or copy it again") from None
     model = create_model(payload["model_name"], **payload["model_config"])
     try:
         model.load_state_dict(payload["state_dict"])
@@ -102,8 +102,70 @@ def load_checkpoint(path: str | Path, *, with_extra: bool = False) -> Checkpoint
                               fix="the checkpoint is damaged or from an incompatible version", path=path) from None
     model.eval()
     return Checkpoint(model=model, name=payload["model_name"], config=payload["model_config"],
-                      classes=list(payload["classes"]), data=payload["data"], metrics=payload.get("metrics", {}),
+                      classes=list(payload["classes"]), data=facts, metrics=payload.get("metrics", {}),
                       extra=payload.get("extra", {}) if with_extra else {}, path=path, sha256=sha256_file(path))
+
+
+def content_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 over every key, value and tensor byte of ``payload`` (its own ``digest`` excluded), in a fixed
+    order: what the checkpoint held when it was written."""
+    h = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(obj, dict):
+            h.update(b"{")
+            for k in sorted(obj, key=str):
+                if k != "digest":
+                    h.update(repr(str(k)).encode())
+                    feed(obj[k])
+            h.update(b"}")
+        elif isinstance(obj, (list, tuple)):
+            h.update(b"[")
+            for v in obj:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(repr(obj).encode())
+
+    feed(payload)
+    return h.hexdigest()
+
+
+def _check_content(payload: dict[str, Any], path: Path, *, with_extra: bool) -> None:
+    """Refuse a checkpoint whose content changed since it was written, or whose numbers are not finite."""
+    stored = payload.get("digest")
+    if stored is None:
+        log.info("%s: written before checkpoints carried a digest; its content cannot be verified", path)
+    elif content_digest(payload) != stored:
+        raise CheckpointError("its content does not match the digest stored when it was written (bytes changed: "
+                              "a disk or copy error, or an edit)", expected="the checkpoint as it was saved",
+                              fix="copy it again from where it was written, or use the run's other checkpoint "
+                                  "(best.pt / last.pt)", path=path)
+    parts = {"weights": payload.get("state_dict", {})}
+    if with_extra:
+        parts["optimiser state"] = payload.get("extra", {})
+    for what, part in parts.items():
+        bad = _first_non_finite(part)
+        if bad:
+            raise CheckpointError(f"its {what} hold non-finite values (NaN or inf) in '{bad}'",
+                                  expected="finite weights", path=path,
+                                  fix="training diverged before this checkpoint was saved: resume from an "
+                                      "earlier one or re-train with a lower --lr")
+
+
+def _first_non_finite(obj: Any, name: str = "") -> str:
+    if isinstance(obj, torch.Tensor):
+        return name if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else ""
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        found = _first_non_finite(v, f"{name}.{k}" if name else str(k))
+        if found:
+            return found
+    return ""
 
 
 def _plain(obj: Any) -> Any:

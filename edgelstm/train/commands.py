@@ -87,14 +87,14 @@ def _check_resume(cfg: Any, *, default_size: tuple[int, int] | None) -> None:
         raise UsageError(f"--epochs {cfg.epochs} with --resume, but the run in {cfg.out} already trained {done} epochs",
                          expected=f"--epochs greater than {done}",
                          fix=f"pass --epochs {done + 1} or more to train further (`edgelstm eval {last}` scores it)")
-    was_size = tuple(run.data["size"]) if run.data.get("size") else None
+    was_size = run.data.size
     size = cfg.data.size or default_size
     if was_size is not None and size is not None and tuple(size) != was_size:
         raise UsageError(f"--size {size[0]},{size[1]} with --resume, but the run in {cfg.out} trained at "
                          f"{was_size[0]},{was_size[1]}", expected="the run's frame size",
                          fix=f"pass --size {was_size[0]},{was_size[1]}, or start a new run in another --out")
-    was_len = run.data.get("clip_len")
-    if was_len is not None and int(was_len) != cfg.data.clip_len:
+    was_len = run.data.clip_len
+    if was_len != cfg.data.clip_len:
         raise UsageError(f"--clip-len {cfg.data.clip_len} with --resume, but the run in {cfg.out} trained with "
                          f"--clip-len {was_len}", expected="the run's clip length",
                          fix=f"pass --clip-len {was_len}, or start a new run in another --out")

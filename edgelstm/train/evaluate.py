@@ -17,6 +17,7 @@ from torch import nn
 
 from edgelstm.data import Dataset, Split
 from edgelstm.measure.metrics import FRACTIONS, accuracy_at_fractions, clip_lengths, steps_seen
+from edgelstm.spec import DataFacts
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,14 @@ def early_accuracy(model: nn.Module, split: Split, *, fractions: tuple[float, ..
     return {f"{f:g}": v for f, v in accuracy_at_fractions(logits, split.y, split.lengths, fractions).items()}
 
 
-def dataset_for_checkpoint(facts: dict[str, Any], spec: str, *, cache_dir: str | Path | None = None,
-                           seed: int = 0, counts: tuple[int, int, int] | None = None) -> Dataset:
-    """Load ``spec`` the way the checkpoint's model was trained (size, clip length, sampling)."""
+def dataset_for_checkpoint(facts: DataFacts, spec: str, *, cache_dir: str | Path | None = None,
+                           counts: tuple[int, int, int] | None = None) -> Dataset:
+    """Load ``spec`` the way the checkpoint's model was trained (size, clip length, sampling, seed)."""
     from edgelstm.data import load_dataset
 
-    size = tuple(facts["size"]) if facts.get("size") else (64, 64)
-    if counts is None and spec == "synthetic" and facts.get("synthetic_counts"):
-        counts = tuple(facts["synthetic_counts"])  # the same clips the model was tested on
-    return load_dataset(spec, size=size, clip_len=int(facts.get("clip_len") or 16),
-                        sampling=facts.get("sampling", "uniform"), stride=int(facts.get("stride") or 2),
-                        seed=int(facts.get("data_seed", seed)), counts=counts, cache_dir=cache_dir)
+    if counts is None and spec == "synthetic" and facts.synthetic_counts:
+        counts = facts.synthetic_counts  # the same clips the model was tested on
+    return load_dataset(spec, **facts.load_options(), counts=counts, cache_dir=cache_dir)
 
 
 def stream_accuracy(model: nn.Module, split: Split, *, batch_size: int = 64,

@@ -145,8 +145,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = num_batches(math.ceil(len(train_data) / d.world), cfg.batch_size)
     sched = _scheduler(cfg, opt, cfg.epochs * per_epoch)
-    facts = ds.facts()
-    facts["feature_size"] = step_feature_size(model)
+    facts = dataclasses.replace(ds.facts(), feature_size=step_feature_size(model))
     n_params = count_params(model)
     macs = macs_per_frame(model, size=ds.size, feature_size=ds.feature_size)
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": -1, "history": []}
@@ -198,7 +197,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
         if "test" in ds.splits and len(ds["test"]):
             test_acc = accuracy(predict(best.model.to(d.device), ds["test"], batch_size=cfg.eval_batch_size,
                                         device=d.device), ds["test"].y)
-        metrics = {"model": model_name, "model_config": model_cfg, "data": facts, "classes": list(ds.classes),
+        metrics = {"model": model_name, "model_config": model_cfg, "data": facts.to_dict(), "classes": list(ds.classes),
                    "splits": {k: len(v) for k, v in ds.splits.items()}, "params": n_params, "macs_per_frame": macs,
                    "best_epoch": state["best_epoch"], "val_accuracy": state["best_val"], "test_accuracy": test_acc,
                    "history": state["history"], "world_size": d.world, "wall_s": round(time.perf_counter() - t0, 2),

@@ -12,6 +12,7 @@ from edgelstm.models import create_model, model_names
 from edgelstm.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgelstm.models.lstm_classifier import LSTMVideoClassifier
 from edgelstm.models.macs import count_params, macs_per_frame
+from edgelstm.spec import DataFacts, ModelKind
 
 
 @pytest.mark.parametrize("name", ["student_tiny", "lstm"])
@@ -90,8 +91,8 @@ def test_macs_and_params() -> None:
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = create_model("student_tiny", num_classes=3, mean=[0.4, 0.5, 0.6], std=[0.2, 0.2, 0.3]).eval()
-    data = {"kind": "frames", "size": [16, 16], "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.2, 0.3], "clip_len": 8,
-            "stride": 1, "fps": 15.0, "feature_size": 16}
+    data = DataFacts(kind=ModelKind.FRAMES, clip_len=8, size=(16, 16), mean=(0.4, 0.5, 0.6), std=(0.2, 0.2, 0.3),
+                     stride=1, fps=15.0, feature_size=16)
     save_checkpoint(tmp_path / "m.pt", Checkpoint(model, "student_tiny", {"num_classes": 3, "mean": (0.4, 0.5, 0.6),
                                                                           "std": (0.2, 0.2, 0.3)},
                                                   ["a", "b", "c"], data, {"val_accuracy": 0.5}))
@@ -119,3 +120,42 @@ def test_checkpoint_needing_pickle_is_refused(tmp_path: Path, capsys: pytest.Cap
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match=r"other.pt.*not an edgelstm checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def _saved(tmp_path: Path, **extra: object) -> Path:
+    torch.manual_seed(0)
+    model = create_model("student_tiny", num_classes=3).eval()
+    data = DataFacts(kind=ModelKind.FRAMES, clip_len=8, size=(16, 16), mean=(0.5,) * 3, std=(0.25,) * 3)  # type: ignore[arg-type]
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, Checkpoint(model, "student_tiny", {"num_classes": 3}, ["a", "b", "c"], data,
+                                     extra=dict(extra)))
+    return path
+
+
+def test_checkpoint_bytes_changed_after_writing_are_refused(tmp_path: Path) -> None:
+    """A last.pt with bytes overwritten in the middle used to load and train on garbage weights."""
+    path = _saved(tmp_path)
+    raw = bytearray(path.read_bytes())
+    payload = torch.load(path, weights_only=True)
+    w = payload["state_dict"]["head.weight"].contiguous().view(-1).numpy().tobytes()
+    at = raw.find(w[:16])
+    assert at > 0  # the head's weights are stored uncompressed in the zip
+    raw[at:at + 8] = b"\x7f\x7f\x7f\x7f\x01\x02\x03\x04"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="does not match the digest"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_with_non_finite_state_is_refused(tmp_path: Path) -> None:
+    from edgelstm.models.checkpoint import content_digest
+
+    path = _saved(tmp_path, optimizer={"state": {0: {"exp_avg": torch.tensor([1.0, float("nan")])}}})
+    assert load_checkpoint(path).name == "student_tiny"  # weights are fine; the optimiser is checked on resume
+    with pytest.raises(CheckpointError, match=r"optimiser state hold non-finite values .*exp_avg"):
+        load_checkpoint(path, with_extra=True)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["head.bias"][0] = float("inf")
+    payload["digest"] = content_digest(payload)  # consistent, but diverged training saved inf
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"weights hold non-finite values .*head\.bias.*lower --lr"):
+        load_checkpoint(path)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from edgelstm.cli import cli
 from edgelstm.models.checkpoint import load_checkpoint
+from edgelstm.spec import DataFacts
 
 TINY = ["--data", "synthetic", "--size", "16,16", "--clip-len", "6", "--counts", "40,20,20", "--batch-size", "8"]
 
@@ -35,11 +36,10 @@ def test_train_writes_run_and_checkpoint_facts(teacher_run: Path) -> None:
     assert m["model"] == "teacher_tiny" and len(m["history"]) == 2 and 0 <= m["test_accuracy"] <= 1
     assert m["splits"] == {"train": 40, "val": 20, "test": 20} and m["params"] > 0 and m["macs_per_frame"] > 0
     ck = load_checkpoint(teacher_run / "best.pt")
-    for key in ("kind", "size", "mean", "std", "clip_len", "stride", "fps", "feature_size"):
-        assert key in ck.data, key
-    assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6 and ck.data["kind"] == "frames"
-    assert ck.data["feature_size"] == 24  # teacher_tiny's encoder output
-    assert ck.config["mean"] == ck.data["mean"]  # the model normalises with the data's statistics
+    assert isinstance(ck.data, DataFacts) and ck.data.source == "synthetic" and ck.data.synthetic_counts
+    assert ck.data.size == (16, 16) and ck.data.clip_len == 6 and ck.data.kind == "frames"
+    assert ck.data.feature_size == 24  # teacher_tiny's encoder output
+    assert tuple(ck.config["mean"]) == ck.data.mean  # the model normalises with the data's statistics
     assert len(ck.classes) == 10
 
 
@@ -57,7 +57,7 @@ def test_distill_and_eval(teacher_run: Path, tmp_path: Path) -> None:
     m = json.loads((out / "metrics.json").read_text())
     assert m["objective"] == "distill" and m["distill"]["alpha"] == 0.3 and m["distill"]["stream_pairs"]
     ck = load_checkpoint(out / "best.pt")
-    assert ck.data["size"] == [16, 16] and ck.data["clip_len"] == 6  # taken from the teacher
+    assert ck.data.size == (16, 16) and ck.data.clip_len == 6  # taken from the teacher
     text = _run(["eval", str(out / "best.pt"), "--json", "--out", str(tmp_path / "ev")])
     res = json.loads(text)
     # the same keys as `eval BUNDLE` (the bundle path's names: clips, accuracy_at_fraction)
