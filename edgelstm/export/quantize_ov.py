@@ -8,7 +8,8 @@ precision is read from the compiled model's execution graph, not assumed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,33 @@ def quantize(src_xml: Path, dst_xml: Path, keep_float: Iterable[str], feeds: lis
                and op.get_type_name() not in scope.types and op.get_friendly_name() not in scope.names]
     if not present:
         return False
-    qmodel = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds), ignored_scope=scope,
-                           preset=nncf.QuantizationPreset.PERFORMANCE)
+    with nncf_through_logging():
+        qmodel = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds), ignored_scope=scope,
+                               preset=nncf.QuantizationPreset.PERFORMANCE)
     ov.save_model(qmodel, str(dst_xml), compress_to_fp16=False)
     return True
+
+
+@contextmanager
+def nncf_through_logging() -> Iterator[None]:
+    """NNCF's INFO lines and rich progress bars through our logging: shown with ``-v`` only.
+
+    NNCF gives its "nncf" logger its own stdout handler (propagate off) and draws progress bars on rich's
+    global console. For the call, its records go to the root logger at the root's level (the CLI's
+    ``-v``), and the console is quiet unless INFO is enabled; everything is restored afterwards.
+    """
+    import rich
+
+    nncf_log = logging.getLogger("nncf")
+    saved = nncf_log.handlers[:], nncf_log.propagate, nncf_log.level
+    console = rich.get_console()
+    quiet = console.quiet
+    nncf_log.handlers, nncf_log.propagate = [], True
+    nncf_log.setLevel(logging.NOTSET)  # the effective level is the root's: WARNING unless -v
+    console.quiet = quiet or not nncf_log.isEnabledFor(logging.INFO)
+    try:
+        yield
+    finally:
+        nncf_log.handlers, nncf_log.propagate = saved[0], saved[1]
+        nncf_log.setLevel(saved[2])
+        console.quiet = quiet
