@@ -96,3 +96,54 @@ def test_gate_needs_enough_clips_for_its_tolerance() -> None:
     assert clips_needed(5.0, 0.98) == 50    # the agreement bound dominates
     lo, hi = wilson_interval(39, 40)
     assert 0.85 < lo < 0.9 and hi > 0.99    # 39/40 agreeing says little about 98%
+
+
+# --- semantics after types: values a runnable model cannot have (issue 10 §3) -------------------------
+def _selftest(**kw: object) -> dict[str, object]:
+    st = {"seed": 1, "steps": 2, "streams": 1, "logits": [[0.1, 0.2, 0.3]], "argmax": [[2, 2]]}
+    return {**st, **kw}
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d["temporal"].update(clip_len=0), "field 'manifest.temporal.clip_len' is 0; expected >= 1"),
+    (lambda d: d["temporal"].update(frame_stride=-2), "'manifest.temporal.frame_stride' is -2; expected >= 1"),
+    (lambda d: d["temporal"].update(train_fps=-1.0), "'manifest.temporal.train_fps' is -1.0; expected a finite"),
+    (lambda d: d["temporal"].update(train_fps=float("nan")), "'manifest.temporal.train_fps' is nan"),
+    (lambda d: d["temporal"]["reset"].update(max_gap_s=0), "'manifest.temporal.reset.max_gap_s' is 0.0; expected "
+                                                           "a finite number > 0"),
+    (lambda d: d["preprocess"].update(size=[100000, 100000]), "'manifest.preprocess.size[0]' is 100000; "
+                                                              "expected 1..4096"),
+    (lambda d: d["preprocess"].update(size=[32, 0]), "'manifest.preprocess.size[1]' is 0"),
+    (lambda d: d["preprocess"].update(std=[0.25, 0.0, 0.25]), "'manifest.preprocess.std[1]' is 0.0; expected a finite "
+                                                              "number > 0"),
+    (lambda d: d["preprocess"].update(mean=[0.5, float("inf"), 0.5]), "'manifest.preprocess.mean[1]' is inf"),
+    (lambda d: d["model"].update(hidden_size=100000), "'manifest.model.hidden_size' is 100000; expected 1..65536"),
+    (lambda d: d["model"].update(num_layers=4096, hidden_size=65536), "num_layers x hidden_size <= 16777216"),
+    (lambda d: d["model"].update(num_classes=0), "'manifest.model.num_classes' is 0"),
+    (lambda d: d.update(labels=["a", "b"]), "'manifest.labels' is '2 labels'; expected one label per class "
+                                            "(model.num_classes is 3)"),
+    (lambda d: d["artifacts"][0]["outputs"][0].update(shape=["batch", 5]),
+     "'manifest.artifacts[0].outputs[0].shape' is ['batch', 5]; expected logits with model.num_classes (3)"),
+    (lambda d: d["state"][0].update(shape=[1, "batch", 0]), "'manifest.state[0].shape[2]' is 0"),
+    (lambda d: d.update(selftest=_selftest(steps=0)), "'manifest.selftest.steps' is 0; expected 1..64"),
+    (lambda d: d.update(selftest=_selftest(streams=2)), "'manifest.selftest.logits' is '1 rows of [3]'"),
+    (lambda d: d.update(selftest=_selftest(argmax=[[2, 7]])), "'manifest.selftest.argmax'"),
+    (lambda d: d.update(selftest=_selftest(tolerance=0.0)), "'manifest.selftest.tolerance' is 0.0"),
+])
+def test_refuses_values_no_model_can_have(mutate, needle) -> None:  # type: ignore[no-untyped-def]
+    d = json.loads(_manifest().to_json())
+    mutate(d)
+    with pytest.raises(BundleError, match="Fix: re-export the bundle") as e:
+        spec.Manifest.from_dict(d)
+    assert needle in str(e.value)
+
+
+def test_unknown_fps_and_a_selftest_are_accepted() -> None:
+    """0.1 bundles and unknown-fps data write train_fps 0: still a valid manifest. A self-test round-trips."""
+    d = json.loads(_manifest().to_json())
+    d["temporal"]["train_fps"] = 0.0
+    d["selftest"] = _selftest()
+    m = spec.Manifest.from_dict(d)
+    assert m.temporal.train_fps == 0.0 and m.selftest is not None and m.selftest.tolerance == 1e-3
+    assert spec.Manifest.from_dict(json.loads(m.to_json())) == m
+    assert m.without_hashes().selftest == m.selftest  # embedded in the ONNX files with the rest
