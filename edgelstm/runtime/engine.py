@@ -183,7 +183,10 @@ class Engine:
         return self._state[H_IN][:, stream].copy(), self._state[C_IN][:, stream].copy()
 
     def _check_stream(self, stream: int) -> None:
-        if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or not 0 <= stream < self.streams:
+        if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)):
+            raise UsageError(f"stream {stream!r} ({type(stream).__name__})", expected=f"an int in 0..{self.streams - 1}",
+                             fix=f"pass the stream's index as an int, e.g. stream={self.streams - 1}")
+        if not 0 <= stream < self.streams:
             raise UsageError(f"stream {stream!r}", expected=f"0..{self.streams - 1} (the engine has "
                              f"{self.streams} stream(s))", fix="load the engine with more streams=")
 
@@ -320,7 +323,7 @@ def _check_memory(m: Manifest, streams: int) -> None:
     need, have = streams * per_stream, _memory_bytes()
     if have and need > have // 2:
         raise UsageError(f"{streams} stream(s) of {what} need {need / 2**30:.1f} GiB of buffers",
-                         expected=f"at most {have / 2**31:.1f} GiB (half of this machine's memory)",
+                         expected="buffers within half of this machine's memory",
                          fix="use fewer --streams, or a model exported at a smaller --size")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 from edgelstm import spec
-from tests.bad_inputs.harness import Outcome, World, _artifact, _demo, _edit_manifest, _rehash, case
+from tests.bad_inputs.harness import Outcome, World, _artifact, _demo, _edit_manifest, _rehash, case, run_lib
 
 
 # === bundles (edgelstm demo BUNDLE) =========================================================
@@ -137,3 +137,88 @@ def _(w: World, tmp: Path) -> Outcome:
     b = w.copy_bundle(tmp / "b")
     _edit_manifest(b, lambda d: _artifact(d, "step")["files"][0].update(path="../good.avi"))
     return _demo(b)
+
+
+# --- manifest values no model can have, mis-wired models, engine misuse (issue 10 §3) ---------
+@case("manifest-clip-len-zero", "bundle", "a manifest whose clip length is 0", "edgelstm demo BUNDLE", 1,
+      "field 'manifest.temporal.clip_len' is 0; expected >= 1")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    _edit_manifest(b, lambda d: d["temporal"].update(clip_len=0))
+    return _demo(b)
+
+
+@case("manifest-frame-huge", "bundle", "a manifest whose frame size is 100000x100000", "edgelstm demo BUNDLE", 1,
+      "field 'manifest.preprocess.size[0]' is 100000; expected 1..4096")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    _edit_manifest(b, lambda d: d["preprocess"].update(size=[100000, 100000]))
+    return _demo(b)
+
+
+@case("manifest-std-zero", "bundle", "a manifest whose normalisation std is 0", "edgelstm demo BUNDLE", 1,
+      "field 'manifest.preprocess.std[2]' is 0.0; expected a finite number > 0")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    _edit_manifest(b, lambda d: d["preprocess"]["std"].__setitem__(2, 0.0))
+    return _demo(b)
+
+
+@case("manifest-max-gap-zero", "bundle", "a manifest whose reset gap is 0 s", "edgelstm demo BUNDLE", 1,
+      "field 'manifest.temporal.reset.max_gap_s' is 0.0; expected a finite number > 0")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    _edit_manifest(b, lambda d: d["temporal"]["reset"].update(max_gap_s=0))
+    return _demo(b)
+
+
+@case("manifest-labels-count", "bundle", "a manifest with one label fewer than the model's classes",
+      "edgelstm demo BUNDLE", 1, "field 'manifest.labels' is '3 labels'; expected one label per class")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    _edit_manifest(b, lambda d: d["labels"].pop())
+    return _demo(b)
+
+
+@case("model-state-swapped", "bundle", "a step model whose h_out and c_out are swapped (hashes re-entered)",
+      "edgelstm demo BUNDLE", 1, "self-test failed on step:onnxruntime:fp32")
+def _(w: World, tmp: Path) -> Outcome:
+    import onnx
+
+    b = w.copy_bundle(tmp / "b")
+    model = onnx.load(str(b / "step-fp32.onnx"))
+    swap = {spec.H_OUT: spec.C_OUT, spec.C_OUT: spec.H_OUT}
+    for node in model.graph.node:
+        for i, out in enumerate(node.output):
+            node.output[i] = swap.get(out, out)
+    onnx.save(model, str(b / "step-fp32.onnx"))
+    _rehash(b, "step")
+    return _demo(b)
+
+
+@case("engine-closed", "bundle", "stepping an engine after close() (or its `with` block)", "engine.step(frame)", 2,
+      "the engine is closed")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    from edgelstm.runtime.engine import Engine
+
+    with Engine.load(w.bundle) as eng:
+        pass
+    return run_lib(lambda: eng.step(np.zeros((32, 32, 3), np.uint8)))
+
+
+@case("engine-stream-type", "bundle", "a stream id that is not an integer", "engine.step(frame, stream=\"1\")", 2,
+      "stream '1' (str); expected an int in 0..0")
+def _(w: World, tmp: Path) -> Outcome:
+    import numpy as np
+
+    return run_lib(lambda: w.engine().step(np.zeros((32, 32, 3), np.uint8), stream="1"))  # type: ignore[arg-type]
+
+
+@case("engine-buffers-huge", "bundle", "more streams than this machine's memory can buffer",
+      "Engine.load(BUNDLE, streams=10**9)", 2, "1000000000 stream(s) of 32x32 frames need")
+def _(w: World, tmp: Path) -> Outcome:
+    from edgelstm.runtime.engine import Engine
+
+    return run_lib(lambda: Engine.load(w.bundle, streams=10**9))

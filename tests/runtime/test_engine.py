@@ -321,8 +321,8 @@ def test_close_and_context_manager(toy: Toy) -> None:
     assert not hasattr(eng, "_chain")  # the runners (sessions, infer requests) are released
 
 
-@pytest.mark.parametrize("stream, needle", [("0", "stream '0'"), (1.0, "stream 1.0"), (True, "stream True"),
-                                            (-1, "stream -1"), (2, "stream 2")])
+@pytest.mark.parametrize("stream, needle", [("0", "stream '0' (str)"), (1.0, "stream 1.0 (float)"),
+                                            (True, "stream True (bool)"), (-1, "stream -1"), (2, "stream 2")])
 def test_stream_must_be_an_int_in_range(toy: Toy, stream: object, needle: str) -> None:
     eng = Engine.load(toy.path, streams=2, verify=False)
     with pytest.raises(UsageError, match="0..1") as e:
