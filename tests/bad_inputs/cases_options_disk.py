@@ -41,7 +41,7 @@ def _(w: World, tmp: Path) -> Outcome:
 
 
 @case("backend-not-in-bundle", "options", "a --backend the bundle was not exported for",
-      "edgelstm demo B --backend openvino", 1, "the bundle has no encoder model for openvino fp32")
+      "edgelstm demo B --backend openvino", 1, "the bundle has no step model for openvino fp32")
 def _(w: World, tmp: Path) -> Outcome:
     return _demo(w.bundle, "--backend", "openvino")
 
@@ -53,7 +53,7 @@ def _(w: World, tmp: Path) -> Outcome:
 
 
 @case("precision-int8-missing", "options", "--precision int8 on a bundle without INT8 models",
-      "edgelstm demo B --precision int8", 1, "the bundle has no encoder model for onnxruntime int8")
+      "edgelstm demo B --precision int8", 1, "the bundle has no step model for onnxruntime int8")
 def _(w: World, tmp: Path) -> Outcome:
     return _demo(w.bundle, "--precision", "int8")
 
