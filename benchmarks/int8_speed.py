@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-from edgelstm import spec
 from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import load_bundle
 from edgelstm.spec import Backend, Precision, Role

@@ -16,7 +16,6 @@ import platform
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from edgelstm.errors import DeviceError, unknown_choice
 from edgelstm.spec import Backend

@@ -27,7 +27,7 @@ from edgelstm.runtime.plan import GRAPHS, SMALL_MODEL_MACS, Plan, int8_verdict, 
 from edgelstm.runtime.postprocess import Smoother, Smoothing, softmax
 from edgelstm.runtime.preprocess import HALVE_ABOVE_PIXELS, FrameResizer, check_features, check_frame
 from edgelstm.runtime.selftest import run_selftest
-from edgelstm.runtime.stream import Chain, open_chain, zero_state
+from edgelstm.runtime.stream import Chain, open_chain
 from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Role
 
 log = logging.getLogger(__name__)

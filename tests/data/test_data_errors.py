@@ -9,7 +9,7 @@ import pytest
 from edgelstm.data import load_dataset
 from edgelstm.errors import DataError
 
-from datahelpers import SIZE, T, write_class_tree
+from datahelpers import SIZE, T
 from test_data_features import write_npz
 
 
