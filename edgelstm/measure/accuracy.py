@@ -1,6 +1,6 @@
 """Accuracy beside speed in ``edgelstm profile``, and finding the bundle's source checkpoint.
 
-Accuracy runs through :func:`~edgelstm.runtime.stream.stream_logits` and :mod:`edgelstm.measure.metrics`
+Accuracy runs through :func:`~edgelstm.runtime.stream.stream_logits` and :mod:`edgelstm.metrics`
 (``accuracy_report``, ``agreement``): clips frame by frame through the same engine configuration that was timed, FP32 of
 the same backend as the reference for argmax agreement. Clip re-inference runs the clip graph on
 whole clips; PyTorch eager runs the checkpoint (torch imported only then).
@@ -19,7 +19,7 @@ from edgelstm.fsutil import sha256_file
 from edgelstm.runtime.backends import open_model
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.runtime.engine import Engine
-from edgelstm.measure.metrics import accuracy_report, agreement
+from edgelstm.metrics import accuracy_report, agreement
 from edgelstm.measure.report import ProfileReport
 from edgelstm.runtime.stream import stream_logits
 from edgelstm.spec import CLIP, CLIP_LOGITS, Backend, ColourOrder, Precision, Role

@@ -1,7 +1,7 @@
 """``edgelstm eval`` as a library: accuracy of a PyTorch checkpoint or of a bundle's artefact on a dataset split.
 
 Both paths produce per-step logits ``(N, T, K)`` and hand them to one
-:func:`~edgelstm.measure.metrics.accuracy_report`: a bundle's through
+:func:`~edgelstm.metrics.accuracy_report`: a bundle's through
 :func:`~edgelstm.runtime.stream.stream_logits` (frame by frame through the
 :class:`~edgelstm.runtime.engine.Engine`, as on a device: the same preprocessing, state handling and
 graphs as ``edgelstm demo``); a checkpoint's through PyTorch (imported only on that path). The
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import DataError, UsageError
-from edgelstm.measure.metrics import FRACTIONS, Agreement, accuracy_report, agreement
+from edgelstm.metrics import FRACTIONS, Agreement, accuracy_report, agreement
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.stream import stream_logits
@@ -150,8 +150,8 @@ def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, s
                    agreement=agree, reference_accuracy=ref_acc)
 
 
-def evaluate_checkpoint(path: str | Path, data: Any, *, split: str = "test", cache_dir: str | Path | None = None,
-                        seed: int = 0) -> EvalResult:
+def evaluate_checkpoint(path: str | Path, data: Any, *, split: str = "test",
+                        cache_dir: str | Path | None = None) -> EvalResult:
     """Accuracy of a PyTorch checkpoint on ``data`` (a Dataset, or a spec loaded the way the model was trained).
 
     A causal model is read off its per-step logits; a non-causal one runs on each truncated clip.

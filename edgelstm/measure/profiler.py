@@ -113,16 +113,13 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
 
 
 def _int8_notes(b: Bundle, configs: Sequence[ProfileConfig], streams: int) -> list[str]:
-    """The quantization report's per-batch verdict for each backend profiled with INT8 (or asked about)."""
-    from edgelstm.runtime.engine import int8_verdict
-
+    """For each backend profiled, why INT8 passed its gate but does not pay at this stream count (by batch)."""
+    q = b.manifest.quantization
     notes = []
     for be in dict.fromkeys(c.backend for c in configs):
-        if not b.manifest.quantization:
-            continue
-        ok, why = int8_verdict(b.manifest, be, streams)
-        if not ok and "does not pay" in why:  # TODO(lead): typed Int8Report (reads message text)
-            notes.append(f"{be}: {why.replace('INT8 does not pay', 'INT8 does not pay (ratio by batch)', 1)}")
+        rep = q.backends.get(str(be)) if q is not None else None
+        if rep is not None and rep.chosen.passed and not rep.pays_at(streams):
+            notes.append(f"{be}: {q.verdict(str(be), streams)[1]}")  # type: ignore[union-attr]
     return notes
 
 

@@ -2,7 +2,7 @@
 
 Early accuracy answers "how right is the model after seeing 10%, 25%, 50%, 100% of a clip": the
 logits come from :func:`fraction_logits` (a causal model's per-step logits; a non-causal one on each
-truncated clip) and the arithmetic from :mod:`edgelstm.measure.metrics`, which ``edgelstm eval``
+truncated clip) and the arithmetic from :mod:`edgelstm.metrics`, which ``edgelstm eval``
 (:mod:`edgelstm.measure.evaluate`) uses for checkpoints and bundles alike.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edgelstm.data import Dataset, Split
-from edgelstm.measure.metrics import FRACTIONS, accuracy_at_fractions, clip_lengths, steps_seen
+from edgelstm.metrics import FRACTIONS, accuracy_at_fractions, clip_lengths, steps_seen
 from edgelstm.spec import DataFacts
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _causal(model: nn.Module) -> bool:
 def fraction_logits(model: nn.Module, X: np.ndarray, lengths: np.ndarray | None, *,
                     fractions: tuple[float, ...] = FRACTIONS, batch_size: int = 128,
                     device: torch.device | str = "cpu") -> np.ndarray:
-    """(N, T, K) logits after each frame, for :func:`edgelstm.measure.metrics.accuracy_report`.
+    """(N, T, K) logits after each frame, for :func:`edgelstm.metrics.accuracy_report`.
 
     A causal model: its per-step logits (exact at every step). Any other model: the step each clip
     ends at (run with its lengths) and the steps that ``fractions`` of it read (run on the clip

@@ -1,4 +1,5 @@
-"""Accuracy from per-step logits, the one implementation for checkpoints and bundles (numpy only).
+"""Accuracy from per-step logits, the one implementation for checkpoints and bundles (numpy only): what
+training reports per epoch (`edgelstm.train`) and what `edgelstm eval` and the profile report (`edgelstm.measure`).
 
 Everything reads ``(N, T, K)`` logits: a causal model's output after each frame. A clip's answer is
 its last valid step; "accuracy after seeing a fraction f of the clip" reads step ``ceil(f * length)``.
