@@ -34,6 +34,7 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     from edgelstm.runtime.demo import DemoOptions, run_demo
     from edgelstm.train.pipeline import train_stage
 
+    _prepare_out(out)
     console = Console(width=140)
     t0 = time.perf_counter()
     times: dict[str, float] = {}
@@ -84,6 +85,21 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     console.print(f"Profile:           {prof_json}, {prof_png}")
     console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
                   + f"; total {total:.0f} s")
+
+
+def _prepare_out(out: Path) -> None:
+    """--out: new, empty, or an earlier quickstart's folder (its marker); never a folder edgelstm did not write."""
+    from edgelstm.errors import UsageError
+    from edgelstm.fsutil import MARKER_NAME, OutputKind, check_outputs, describe, folder_kind, write_marker
+
+    check_outputs(outputs=[("--out", out)], folders=["--out"])
+    if out.is_dir() and any(out.iterdir()) and folder_kind(out) != OutputKind.QUICKSTART:
+        raise UsageError(f"--out '{out}' holds {describe(out)}, which edgelstm did not write as a quickstart",
+                         expected=f"a new or empty folder, or an earlier quickstart's (it carries {MARKER_NAME})",
+                         fix="choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if folder_kind(out) is None:
+        write_marker(out, OutputKind.QUICKSTART)
 
 
 def _train_table(rows: list[dict]) -> object:  # type: ignore[type-arg]

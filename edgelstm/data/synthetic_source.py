@@ -11,7 +11,7 @@ import numpy as np
 from edgelstm.data.dataset import Dataset, Kind, LoadOptions, Sampling, Split, channel_stats
 from edgelstm.data.synthetic import CLASSES, SPLITS, SyntheticActions, SyntheticConfig
 from edgelstm.errors import DataError
-from edgelstm.fsutil import atomic_dir, write_text_atomic
+from edgelstm.fsutil import OutputKind, atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def write_synthetic_videos(out: str | Path, cfg: SyntheticConfig, *, force: bool
     The folder appears whole or not at all. Returns clips written per split.
     """
     counts: dict[str, int] = {}
-    with atomic_dir(out, force=force) as stage:
+    with atomic_dir(out, kind=OutputKind.DATASET, force=force) as stage:
         for split in SPLITS:
             ds = SyntheticActions(cfg, split)
             for cls in CLASSES:

@@ -63,9 +63,12 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
                   graph: str = GraphLayout.SPLIT, parity_frames: int = 120, calib_clips: int = 64,
                   eval_clips: int = 200) -> ExportReport:
     """Export a checkpoint as a streaming bundle; see the module docstring and issue 3."""
-    from edgelstm.fsutil import atomic_dir
+    from edgelstm.fsutil import OutputKind, atomic_dir, check_outputs, check_replaceable
     from edgelstm.models.checkpoint import load_checkpoint
 
+    inputs = [("CHECKPOINT", checkpoint_path), ("--calib-data", calib_data)]
+    check_replaceable(out_dir, OutputKind.BUNDLE, force=force)  # before any work
+    check_outputs(inputs=inputs, outputs=[("--out", out_dir)], folders=["--out"])
     backends = parse_formats(formats)
     try:
         layout = GraphLayout(graph)
@@ -90,7 +93,7 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path, *, formats: 
     if kind == ModelKind.FEATURES and layout == GraphLayout.FUSED:
         layout = GraphLayout.SPLIT  # a feature model has no encoder: its step graph is the whole model
 
-    with atomic_dir(out_dir, force=force) as stage:
+    with atomic_dir(out_dir, kind=OutputKind.BUNDLE, force=force, inputs=inputs) as stage:
         manifest = build_fp32(ckpt, stage, size=size, layout=layout, backends=backends, frames=parity_frames)
         quant = None
         if int8:

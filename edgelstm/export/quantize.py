@@ -205,14 +205,15 @@ def quantize_bundle(bundle_dir: str | Path, *, calib_data: str | None = None,
                     eval_clips: int = 200, judge: gate.Judge = gate.judge) -> Int8Report:
     """Add INT8 artefacts to an existing bundle: built in a copy beside it, swapped in whole."""
     from edgelstm.export.manifest import seal
-    from edgelstm.fsutil import atomic_dir
+    from edgelstm.fsutil import OutputKind, atomic_dir, check_outputs
 
     settings = gate_settings(max_drop, min_agreement)
     check_gate_clips(settings, eval_clips)
     bundle = load_bundle(bundle_dir)  # verifies hashes before anything is copied
+    check_outputs(outputs=[("BUNDLE", bundle.path)], folders=["BUNDLE"])  # replaced in place: writable?
     have = tuple(dict.fromkeys(a.backend for a in bundle.manifest.artifacts))
     chosen = have if not backends else tuple(_backend(b, have) for b in backends)
-    with atomic_dir(bundle.path, force=force) as stage:
+    with atomic_dir(bundle.path, kind=OutputKind.BUNDLE, force=force) as stage:
         shutil.rmtree(stage)
         shutil.copytree(bundle.path, stage)
         manifest, report = add_int8(stage, bundle.manifest, calib_data=calib_data, backends=chosen,

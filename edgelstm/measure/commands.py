@@ -64,10 +64,13 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
     """
     from rich.console import Console
 
-    from edgelstm.fsutil import write_text_atomic
+    from edgelstm.fsutil import check_outputs, write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
     from edgelstm.runtime.demo import on_signals
 
+    check_outputs(inputs=[("BUNDLE", bundle), ("--source", source), ("--checkpoint", checkpoint),
+                          ("--accuracy", accuracy)],
+                  outputs=[("--json", json_out), ("--plot", plot_out)])  # before any work
     err = Console(stderr=True)
     stop = threading.Event()
     restore = on_signals(stop)
@@ -116,9 +119,12 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
     """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
     import json
 
+    from edgelstm.fsutil import check_outputs
     from edgelstm.measure import evaluate as ev
 
     path = Path(target)
+    check_outputs(inputs=[("TARGET", path), ("--data", data), ("--checkpoint", checkpoint)],
+                  outputs=[("--out", out)], folders=["--out"])  # before any work
     if path.is_dir():
         result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
                                     artifact=artifact or ev.DEFAULT_ARTIFACT,

@@ -85,8 +85,12 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     from edgelstm.runtime.postprocess import Smoothing
     from edgelstm.runtime.sources import open_source, synthetic_camera_size
 
+    from edgelstm.fsutil import check_outputs
+
     say = notify or log.info
     o = options
+    check_outputs(inputs=[("BUNDLE", bundle), *(("--source", s) for s in sources)],
+                  outputs=[("--jsonl", o.jsonl), ("--record", o.record)])  # before any work
     engine = Engine.load(bundle, device=o.device, backend=o.backend, precision=o.precision, threads=o.threads,
                          streams=len(sources), graph=o.graph, smoothing=Smoothing(o.ema, o.hysteresis), top_k=o.top_k)
     m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio

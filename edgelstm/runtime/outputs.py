@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 from edgelstm.errors import EdgeLSTMError, UsageError
+from edgelstm.fsutil import output_target
 from edgelstm.runtime.loop import Decision
 
 log = logging.getLogger(__name__)
@@ -37,21 +39,31 @@ def decision_record(d: Decision, labels: tuple[str, ...]) -> dict[str, Any]:
 
 
 class JsonlWriter:
-    """JSON lines to stdout, or to a file written beside its destination and renamed into place on close."""
+    """JSON lines to stdout, or to a file written beside its destination and renamed into place on close.
+
+    A FIFO or character device (``--jsonl /dev/stdout``, a ``mkfifo`` pipe) is written through, line by
+    line; a symlink's target is written (see :mod:`edgelstm.fsutil`).
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.dest = Path(path) if path is not None else None
         self._tmp: Path | None = None
+        self._through = self.dest is None
         if self.dest is None:
             self._f: IO[str] = sys.stdout
-        else:
-            self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = self.dest.with_name(f".{self.dest.name}.partial")
-            self._f = open(self._tmp, "w", encoding="utf-8")
+            return
+        target, self._through = output_target(self.dest)
+        if self._through:
+            self._f = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            return
+        self._target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = _partial(target.parent, f".{target.name}", ".partial")
+        self._f = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, rec: dict[str, Any]) -> None:
         self._f.write(json.dumps(rec, allow_nan=False, default=_nan_free) + "\n")
-        if self.dest is None:
+        if self._through:
             self._f.flush()  # a consumer on the other end of a pipe sees each decision at once
 
     def close(self, *, keep: bool = True) -> None:
@@ -59,13 +71,24 @@ class JsonlWriter:
         if self.dest is None:
             self._f.flush()
             return
-        self._f.close()
+        if not self._f.closed:
+            self._f.close()
         if self._tmp is not None:
             if keep:
-                os.replace(self._tmp, self.dest)
+                os.replace(self._tmp, self._target)
             else:
                 self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+
+def _partial(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new temporary file beside the output: ``prefix + suffix`` if free, else a unique name (another run's)."""
+    path = folder / f"{prefix}{suffix}"
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), path
+    except FileExistsError:
+        fd, tmp = tempfile.mkstemp(prefix=f"{prefix}.", suffix=suffix, dir=folder)
+        return fd, Path(tmp)
 
 
 def _nan_free(o: Any) -> Any:
@@ -82,8 +105,14 @@ class Recorder:
         if self.dest.suffix.lower() not in (".mp4", ".avi", ".mkv"):
             raise UsageError(f"--record {self.dest}", expected="a .mp4, .avi or .mkv file name",
                              fix="e.g. --record out.mp4")
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.dest.with_name(f".{self.dest.stem}.partial{self.dest.suffix}")
+        target, self._through = output_target(self.dest)  # a FIFO or device is written through
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._target = target
+        if self._through:
+            self.tmp = target
+        else:  # a unique name beside the target, with the suffix OpenCV picks the container from
+            fd, self.tmp = _partial(target.parent, f".{target.stem}", f".partial{self.dest.suffix}")
+            os.close(fd)
         self.fps = fps if fps > 0 else 15.0
         self.fourcc = "mp4v" if self.dest.suffix.lower() == ".mp4" else "MJPG"
         self._w: cv2.VideoWriter | None = None
@@ -104,10 +133,12 @@ class Recorder:
         if self._w is not None:
             self._w.release()
             self._w = None
-            if keep:
-                os.replace(self.tmp, self.dest)
-            else:
-                self.tmp.unlink(missing_ok=True)
+        if self._through:
+            return
+        if keep and self.frames:
+            os.replace(self.tmp, self._target)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def draw_overlay(img: np.ndarray, d: Decision, labels: tuple[str, ...], *, fps: float) -> np.ndarray:

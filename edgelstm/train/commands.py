@@ -70,6 +70,14 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        stream_pairs=kw["stream_pairs"])
 
 
+def _check_out(cfg: Any, *, teacher: str | None = None) -> None:
+    """--out before any work: new, empty or a run (see edgelstm.fsutil), and not holding or being an input."""
+    from edgelstm.fsutil import check_run_folder
+
+    check_run_folder(cfg.out, force=cfg.force, resume=cfg.resume,
+                     inputs=[("--data", cfg.data.spec), ("--teacher", teacher)])
+
+
 def _check_resume(cfg: Any, *, default_size: tuple[int, int] | None) -> None:
     """--resume continues a run as it was: refuse fewer epochs than it did, or another frame size or clip length.
 
@@ -117,6 +125,7 @@ def train(model: str | None, **kw: Any) -> None:
     if model is None:
         model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "student"
     cfg = _configs(model, kw)
+    _check_out(cfg)
     _check_resume(cfg, default_size=None if model == "lstm" else (64, 64))
     _report(run(cfg))
 
@@ -140,5 +149,6 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
     dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
                          feature_weight=feature_weight, stream_pairs=kw["stream_pairs"])
     cfg = _configs(student, kw)
+    _check_out(cfg, teacher=teacher)
     _check_resume(cfg, default_size=None)  # unset --size: the teacher's
     _report(run(cfg, dcfg))

@@ -93,16 +93,13 @@ def resolve_dataset(data: DataConfig, *, seed: int, default_size: tuple[int, int
 
 
 def _prepare_out(cfg: TrainConfig) -> None:
+    from edgelstm.fsutil import OutputKind, check_run_folder, folder_kind, write_marker
+
     out = Path(cfg.out)
-    if cfg.resume:
-        if not (out / "last.pt").is_file():
-            raise UsageError(f"--resume, but {out}/last.pt does not exist", expected="a run folder with last.pt",
-                             fix="drop --resume to start a new run")
-        return
-    if (out / "last.pt").exists() and not cfg.force:
-        raise UsageError(f"'{out}' already holds a run", expected="a new --out folder",
-                         fix="pass --resume to continue it, --force to overwrite it, or choose another --out")
+    check_run_folder(out, force=cfg.force, resume=cfg.resume, inputs=[("--data", cfg.data.spec)])
     out.mkdir(parents=True, exist_ok=True)
+    if folder_kind(out) is None:
+        write_marker(out, OutputKind.RUN)
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:

@@ -267,3 +267,154 @@ def _(w: World, tmp: Path) -> Outcome:
       "edgelstm train --out RUN --resume --clip-len 4", 2, "--clip-len 4 with --resume")
 def _(w: World, tmp: Path) -> Outcome:
     return _resume(w, tmp, "--epochs", "5", "--size", "32,32", "--clip-len", "4")
+
+
+# === outputs never destroy what they should not (issue 10 §2): refused before any work ===========
+def _tree(p: Path) -> dict[str, bytes]:
+    """Everything under ``p`` (a file or a folder), to show a refused command left it untouched."""
+    if p.is_file():
+        return {p.name: p.read_bytes()}
+    return {str(q.relative_to(p)): q.read_bytes() for q in sorted(p.rglob("*")) if q.is_file()}
+
+
+def _untouched(victim: Path, run: Callable[[], Outcome]) -> Outcome:
+    before = _tree(victim)
+    out = run()
+    assert _tree(victim) == before, f"a refused command changed {victim}"
+    return out
+
+
+def _foreign(tmp: Path, name: str = "mine") -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my own notes\n")
+    (folder / "best.pt").write_bytes(b"not edgelstm's")
+    return folder
+
+
+@case("force-foreign-folder", "outputs", "export --force onto a folder edgelstm did not write",
+      "edgelstm export C --out my-folder --force", 2, "which edgelstm did not write as a bundle")
+def _(w: World, tmp: Path) -> Outcome:
+    mine = _foreign(tmp)
+    return _untouched(mine, lambda: _export(w.ckpt, mine, "--force"))
+
+
+@case("force-run-folder", "outputs", "export --force onto the run folder holding the checkpoint",
+      "edgelstm export run/best.pt --out run --force", 2, "holds a run folder")
+def _(w: World, tmp: Path) -> Outcome:
+    run = _resumable(w, tmp, epochs_done=1)
+    (run / ".edgelstm").write_text('{"kind": "run", "version": "0.1.0"}\n')
+    (run / "best.pt").write_bytes((run / "last.pt").read_bytes())
+    return _untouched(run, lambda: _export(run / "best.pt", run, "--force"))
+
+
+@case("force-bundle-holds-input", "outputs", "export --force onto a bundle folder that holds the checkpoint",
+      "edgelstm export B/best.pt --out B --force", 2, "contains the input CHECKPOINT")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    (b / "best.pt").write_bytes(w.ckpt.read_bytes())
+    return _untouched(b, lambda: _export(b / "best.pt", b, "--force"))
+
+
+@case("out-under-a-file", "outputs", "an --out below a file", "edgelstm export C --out notes.txt/bundle", 2,
+      "which is a file")
+def _(w: World, tmp: Path) -> Outcome:
+    notes = tmp / "notes.txt"
+    notes.write_text("hello\n")
+    out = _untouched(notes, lambda: _export(w.ckpt, notes / "bundle"))
+    assert sorted(p.name for p in tmp.iterdir()) == ["notes.txt"]
+    return out
+
+
+@case("data-force-foreign", "outputs", "data synthetic --force onto a folder edgelstm did not write",
+      "edgelstm data synthetic --out my-folder --force", 2, "which edgelstm did not write as a dataset")
+def _(w: World, tmp: Path) -> Outcome:
+    mine = _foreign(tmp)
+    return _untouched(mine, lambda: run_cli("data", "synthetic", "--out", mine, "--force"))
+
+
+@case("train-force-foreign", "outputs", "train --force onto a folder that is not a run",
+      "edgelstm train --out my-folder --force", 2, "which edgelstm did not write as a run")
+def _(w: World, tmp: Path) -> Outcome:
+    mine = _foreign(tmp)
+    return _untouched(mine, lambda: run_cli("train", "--data", "synthetic", "--out", mine, "--force",
+                                            "--size", "16,16", "--clip-len", "4"))
+
+
+@case("distill-out-holds-teacher", "outputs", "distill --out onto the folder holding --teacher",
+      "edgelstm distill --teacher run/best.pt --out run --force", 2, "contains the input --teacher")
+def _(w: World, tmp: Path) -> Outcome:
+    run = _resumable(w, tmp, epochs_done=1)
+    (run / "best.pt").write_bytes((run / "last.pt").read_bytes())
+    return _untouched(run, lambda: run_cli("distill", "--teacher", run / "best.pt", "--data", "synthetic",
+                                           "--out", run, "--force", "--size", "16,16", "--clip-len", "4"))
+
+
+@case("demo-record-is-source", "outputs", "demo --record naming the --source video",
+      "edgelstm demo B --source s.avi --record s.avi", 2, "is the same path as the input --source")
+def _(w: World, tmp: Path) -> Outcome:
+    src = tmp / "s.avi"
+    src.write_bytes(w.video.read_bytes())
+    return _untouched(src, lambda: _demo(w.bundle, "--source", src, "--record", src))
+
+
+@case("demo-record-hardlink-source", "outputs", "demo --record naming a hard link to the --source video",
+      "edgelstm demo B --source s.avi --record link.avi", 2, "is the same path as the input --source")
+def _(w: World, tmp: Path) -> Outcome:
+    src = tmp / "s.avi"
+    src.write_bytes(w.video.read_bytes())
+    os.link(src, tmp / "link.avi")
+    return _untouched(src, lambda: _demo(w.bundle, "--source", src, "--record", tmp / "link.avi"))
+
+
+@case("demo-jsonl-in-bundle", "outputs", "demo --jsonl naming the bundle's manifest (through a symlink)",
+      "edgelstm demo B --jsonl log.jsonl (-> B/manifest.json)", 2, "lies inside the input folder BUNDLE")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    (tmp / "log.jsonl").symlink_to(b / spec.MANIFEST_NAME)
+    return _untouched(b, lambda: _demo(b, "--jsonl", tmp / "log.jsonl"))
+
+
+@case("demo-jsonl-is-record", "outputs", "demo --jsonl and --record on the same path",
+      "edgelstm demo B --jsonl out.avi --record out.avi", 2, "is the same path as the output --record")
+def _(w: World, tmp: Path) -> Outcome:
+    out = _demo(w.bundle, "--jsonl", tmp / "out.avi", "--record", tmp / "out.avi")
+    assert list(tmp.iterdir()) == [], "a refused demo left files behind"
+    return out
+
+
+@case("demo-jsonl-folder", "outputs", "demo --jsonl naming a folder", "edgelstm demo B --jsonl logs/", 2,
+      "is a folder; expected a file name")
+def _(w: World, tmp: Path) -> Outcome:
+    logs = _foreign(tmp, "logs")
+    return _untouched(logs, lambda: _demo(w.bundle, "--jsonl", logs))
+
+
+@case("profile-json-proc", "outputs", "profile --json under /proc (a virtual filesystem)",
+      "edgelstm profile B --json /proc/report.json", 1, "cannot be written: creating a file in '/proc' fails")
+def _(w: World, tmp: Path) -> Outcome:
+    return run_cli("profile", w.bundle, "--no-baselines", "--frames", "10", "--json", "/proc/report.json")
+
+
+@case("profile-json-is-plot", "outputs", "profile --json and --plot on the same path",
+      "edgelstm profile B --json r.out --plot r.out", 2, "is the same path as the output --plot")
+def _(w: World, tmp: Path) -> Outcome:
+    (tmp / "r.out").write_text("an earlier report\n")
+    return _untouched(tmp / "r.out", lambda: run_cli("profile", w.bundle, "--no-baselines", "--frames", "10",
+                                                     "--json", tmp / "r.out", "--plot", tmp / "r.out"))
+
+
+@case("eval-out-in-bundle", "outputs", "eval --out inside the bundle it evaluates",
+      "edgelstm eval B --out B/reports", 2, "lies inside the input folder TARGET")
+def _(w: World, tmp: Path) -> Outcome:
+    b = w.copy_bundle(tmp / "b")
+    out = _untouched(b, lambda: run_cli("eval", b, "--data", "synthetic", "--out", b / "reports"))
+    assert not (b / "reports").exists()
+    return out
+
+
+@case("quickstart-foreign-out", "outputs", "quickstart --out onto a folder edgelstm did not write",
+      "edgelstm quickstart --out my-folder", 2, "which edgelstm did not write as a quickstart")
+def _(w: World, tmp: Path) -> Outcome:
+    mine = _foreign(tmp)
+    return _untouched(mine, lambda: run_cli("quickstart", "--out", mine))
