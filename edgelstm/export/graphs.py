@@ -8,11 +8,13 @@ HWC->CHW, the channel swap and normalisation run in-graph.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
 
 from edgelstm.errors import UsageError
+from edgelstm.models.protocols import FrameModel, StepModel, StreamingModel
 from edgelstm.spec import ModelKind
 
 
@@ -27,7 +29,7 @@ def deployable(model: nn.Module, name: str, size: tuple[int, int] | None = None)
                          expected="a causal LSTM student (student, student_tiny, lstm)",
                          fix="distill it into a causal student first: `edgelstm distill --teacher CKPT`, then export "
                              "the student")
-    lstm = model.lstm
+    lstm = cast(StreamingModel, model).lstm  # it has one (checked above)
     if lstm.bidirectional or not lstm.batch_first:
         raise UsageError(f"model '{name}' has a bidirectional or time-major LSTM",
                          expected="a unidirectional, batch_first LSTM",
@@ -54,13 +56,14 @@ def _fix_pools(model: nn.Module, size: tuple[int, int]) -> None:
              for n, mod in pools.items()]
     try:
         with torch.no_grad():
-            model.encode_frames(torch.zeros(1, size[0], size[1], 3, dtype=torch.uint8))
+            cast(FrameModel, model).encode_frames(torch.zeros(1, size[0], size[1], 3, dtype=torch.uint8))
     finally:
         for h in hooks:
             h.remove()
     for n, mod in pools.items():
         out = mod.output_size if isinstance(mod.output_size, tuple) else (mod.output_size, mod.output_size)
         (fh, fw), (gh, gw) = seen[n], out
+        gh, gw = gh or fh, gw or fw  # a None axis keeps the input's size
         if fh % gh or fw % gw:
             raise UsageError(f"frames of {size[0]}x{size[1]} give a {fh}x{fw} feature map that the {gh}x{gw} "
                              f"pooling grid does not divide", expected="a frame size whose feature map the grid divides",
@@ -81,7 +84,7 @@ class EncoderGraph(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model = cast(FrameModel, model)  # a frame model from :func:`deployable`
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.model.encode_frames(frames)
@@ -92,11 +95,11 @@ class StepGraph(nn.Module):
 
     def __init__(self, model: nn.Module, *, fused: bool) -> None:
         super().__init__()
-        self.model, self.fused = model, fused
+        self.model, self.fused = cast(StreamingModel, model), fused  # from :func:`deployable`
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feats = self.model.encode_frames(x) if self.fused else x  # (N, F)
+        feats = cast(FrameModel, self.model).encode_frames(x) if self.fused else x  # (N, F); fused: a frame model
         out, (h_out, c_out) = self.model.lstm(feats.unsqueeze(1), (h, c))  # (N, 1, hidden)
         return self.model.head(out[:, 0]), h_out, c_out
 
@@ -106,7 +109,7 @@ class ClipGraph(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model = cast(StepModel, model)  # a causal model from :func:`deployable`
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.model.step_logits(clip)

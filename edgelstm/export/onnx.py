@@ -44,7 +44,8 @@ def export_onnx(graph: nn.Module, path: Path, inputs: tuple[TensorSpec, ...], ou
         # or zeros built from the input's batch size in the clip graph (checked by parity at batch 2).
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(graph, args, buf, dynamo=False, opset_version=OPSET,
+            # torch types f as a path, but the TorchScript exporter (dynamo=False) writes to a BytesIO too
+            torch.onnx.export(graph, args, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
                               input_names=spec.names(inputs), output_names=spec.names(outputs),
                               dynamic_axes=spec.dynamic_axes(inputs, outputs), do_constant_folding=True)
     import onnx

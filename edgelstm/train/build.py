@@ -1,13 +1,14 @@
 """Build a registered model adapted to a dataset: classes, feature size, normalisation."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
 from edgelstm.data import Dataset, Kind
 from edgelstm.errors import UsageError
 from edgelstm.models import create_model, model_names
+from edgelstm.models.protocols import FeatureModel
 
 FEATURE_MODELS = frozenset({"lstm"})  # models over pre-extracted features; all others take frames
 
@@ -42,4 +43,4 @@ def step_feature_size(model: nn.Module) -> int:
     enc = getattr(model, "encoder", None)
     if enc is not None:
         return int(enc.feature_size)
-    return int(model.input_size)
+    return int(cast(FeatureModel, model).input_size)  # a feature model (LSTMVideoClassifier)

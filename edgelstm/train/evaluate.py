@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from edgelstm.data import Dataset, Split
 from edgelstm.metrics import FRACTIONS, accuracy_at_fractions, clip_lengths, steps_seen
+from edgelstm.models.protocols import StepModel
 from edgelstm.spec import DataFacts
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def per_step_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 128,
                     device: torch.device | str = "cpu") -> np.ndarray:
     """(N, T, H, W, 3) uint8 clips or (N, T, F) features -> (N, T, K) per-step logits of a causal model."""
     model.eval()
-    out = [model.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)).float().cpu()
+    causal = cast(StepModel, model)  # the caller's model is causal
+    out = [causal.step_logits(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)).float().cpu()
            for i in range(0, len(X), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0, 0), np.float32)
 
@@ -116,7 +118,7 @@ def stream_accuracy(model: nn.Module, split: Split, *, batch_size: int = 64,
         for i in range(0, n, batch_size):
             idx = np.arange(i, min(n, i + batch_size))
             x = torch.from_numpy(np.concatenate([split.X[idx], split.X[other[idx]]], 1)).to(device)
-            steps = model.step_logits(x).float().cpu().numpy()
+            steps = cast(StepModel, model).step_logits(x).float().cpu().numpy()
             first.append(steps[:, t - 1].argmax(-1))
             second.append(steps[:, 2 * t - 1].argmax(-1))
     return {"first": float((np.concatenate(first) == split.y).mean()),

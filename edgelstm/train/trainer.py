@@ -15,9 +15,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from edgelstm.errors import CheckpointError, UsageError
 from edgelstm.fsutil import write_text_atomic
 from edgelstm.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgelstm.models.macs import count_params, macs_per_frame
+from edgelstm.models.protocols import StepModel
 from edgelstm.train.build import build_model, step_feature_size
 from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
 from edgelstm.train.evaluate import accuracy, predict
@@ -48,6 +49,16 @@ class RunResult:
     params: int
     macs_per_frame: int
     seconds: float
+
+
+@dataclass
+class _Progress:
+    """Where a run stands after its last finished epoch (kept in ``last.pt`` for ``--resume``)."""
+
+    epoch: int = 0
+    best_val: float = -1.0
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -145,14 +156,14 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     facts = dataclasses.replace(ds.facts(), feature_size=step_feature_size(model))
     n_params = count_params(model)
     macs = macs_per_frame(model, size=ds.size, feature_size=ds.feature_size)
-    state = {"epoch": 0, "best_val": -1.0, "best_epoch": -1, "history": []}
+    state = _Progress()
     if cfg.resume:
         state = _resume(out / "last.pt", model, opt, sched, model_name)
     ddp: nn.Module = TrainView(model)
     if d.world > 1:
         ddp = nn.parallel.DistributedDataParallel(ddp, device_ids=[d.device.index] if d.device.type == "cuda"
                                                   else None)
-    for epoch in range(state["epoch"], cfg.epochs):
+    for epoch in range(state.epoch, cfg.epochs):
         e0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)
         sampler = make_sampler(train_data, shuffle=True, seed=cfg.seed + epoch, distributed=d.world > 1)
@@ -173,19 +184,19 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
                 bar.update()
         if d.main:
             val_acc = accuracy(predict(model, val, batch_size=cfg.eval_batch_size, device=d.device), val.y)
-            state["history"].append({"epoch": epoch + 1, "train_loss": round(total / max(count, 1), 5),
-                                     "val_accuracy": round(val_acc, 5), "lr": sched.get_last_lr()[0],
-                                     "seconds": round(time.perf_counter() - e0, 2)})
+            state.history.append({"epoch": epoch + 1, "train_loss": round(total / max(count, 1), 5),
+                                  "val_accuracy": round(val_acc, 5), "lr": sched.get_last_lr()[0],
+                                  "seconds": round(time.perf_counter() - e0, 2)})
             log.info("%s epoch %d: loss %.4f val %.4f", model_name, epoch + 1, total / max(count, 1), val_acc)
             ckpt = Checkpoint(model=model, name=model_name, config=model_cfg, classes=list(ds.classes), data=facts,
                               metrics={"val_accuracy": val_acc, "epoch": epoch + 1})
-            if val_acc > state["best_val"]:
-                state["best_val"], state["best_epoch"] = val_acc, epoch + 1
+            if val_acc > state.best_val:
+                state.best_val, state.best_epoch = val_acc, epoch + 1
                 save_checkpoint(out / "best.pt", ckpt)
-            state["epoch"] = epoch + 1
+            state.epoch = epoch + 1
             ckpt.extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                          "best_val": state["best_val"], "best_epoch": state["best_epoch"],
-                          "history": state["history"]}
+                          "best_val": state.best_val, "best_epoch": state.best_epoch,
+                          "history": state.history}
             save_checkpoint(out / "last.pt", ckpt)
         _barrier(d)
     test_acc = None
@@ -196,16 +207,16 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
                                         device=d.device), ds["test"].y)
         metrics = {"model": model_name, "model_config": model_cfg, "data": facts.to_dict(), "classes": list(ds.classes),
                    "splits": {k: len(v) for k, v in ds.splits.items()}, "params": n_params, "macs_per_frame": macs,
-                   "best_epoch": state["best_epoch"], "val_accuracy": state["best_val"], "test_accuracy": test_acc,
-                   "history": state["history"], "world_size": d.world, "wall_s": round(time.perf_counter() - t0, 2),
+                   "best_epoch": state.best_epoch, "val_accuracy": state.best_val, "test_accuracy": test_acc,
+                   "history": state.history, "world_size": d.world, "wall_s": round(time.perf_counter() - t0, 2),
                    "config": _jsonable_config(cfg), **(meta or {})}
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
     _barrier(d)
-    return RunResult(out=out, best=out / "best.pt", val_accuracy=state["best_val"], test_accuracy=test_acc,
+    return RunResult(out=out, best=out / "best.pt", val_accuracy=state.best_val, test_accuracy=test_acc,
                      params=n_params, macs_per_frame=macs, seconds=time.perf_counter() - t0)
 
 
-def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, model_name: str) -> dict[str, Any]:
+def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, model_name: str) -> _Progress:
     last = load_checkpoint(path, with_extra=True)
     if last.name != model_name:
         raise CheckpointError(f"--resume: the run trained '{last.name}', not '{model_name}'",
@@ -220,8 +231,8 @@ def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any
         for _ in range(int(last.extra["scheduler"].get("_step_count", 1)) - 1):
             sched.step()
     log.info("resuming %s after epoch %d", path, last.extra["epoch"])
-    return {"epoch": int(last.extra["epoch"]), "best_val": float(last.extra["best_val"]),
-            "best_epoch": int(last.extra["best_epoch"]), "history": list(last.extra["history"])}
+    return _Progress(epoch=int(last.extra["epoch"]), best_val=float(last.extra["best_val"]),
+                     best_epoch=int(last.extra["best_epoch"]), history=list(last.extra["history"]))
 
 
 # --- objectives ------------------------------------------------------------------------------
@@ -238,7 +249,7 @@ class TrainView(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, per_step: bool = False) -> torch.Tensor:
         if per_step:
-            return self.model.step_logits(x)  # (B, T, K)
+            return cast(StepModel, self.model).step_logits(x)  # (B, T, K); per_step only when has_steps
         return self.model(x, lengths)         # (B, K)
 
 
@@ -308,7 +319,8 @@ def teacher_outputs(teacher: nn.Module, split: Any, *, batch_size: int = 128,
                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """One pass of the teacher over ``split``: clip logits (N, K) and the head's input features (N, D)."""
     feats: list[torch.Tensor] = []
-    hook = teacher.head.register_forward_hook(lambda m, i, o: feats.append(i[0].detach().float().cpu()))
+    head = teacher.get_submodule("head")
+    hook = head.register_forward_hook(lambda m, i, o: feats.append(i[0].detach().float().cpu()))
     try:
         logits = torch.from_numpy(predict(teacher, split, batch_size=batch_size, device=device))
     finally:
@@ -350,8 +362,9 @@ def distill_loss(cfg: DistillConfig, teacher_logits: torch.Tensor, teacher_feats
     def _one(net: nn.Module, b: Batch) -> torch.Tensor:
         t_logits = teacher_logits[b.index].to(b.x.device)
         hidden: list[torch.Tensor] = []
-        inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-        hook = inner.model.head.register_forward_hook(lambda m, i, o: hidden.append(i[0])) if proj else None
+        inner: nn.Module = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+        hook = inner.get_submodule("model.head").register_forward_hook(
+            lambda m, i, o: hidden.append(i[0])) if proj else None
         try:
             if has_steps(net):
                 s = net(b.x, b.lengths, per_step=True)  # (B, T, K)

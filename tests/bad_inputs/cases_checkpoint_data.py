@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-
 from tests.bad_inputs.harness import Outcome, World, _export, case, run_cli
 
 
@@ -18,10 +17,6 @@ class _Payload:
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
         return (open, (self.marker, "w"))
-
-
-def _export(ckpt: Path, out: Path, *extra: object) -> Outcome:
-    return run_cli("export", ckpt, "--out", out, *extra)
 
 
 @case("checkpoint-missing", "checkpoint", "a checkpoint path that does not exist", "edgelstm export nope.pt", 1,
