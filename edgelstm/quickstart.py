@@ -90,7 +90,14 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
 def _prepare_out(out: Path) -> None:
     """--out: new, empty, or an earlier quickstart's folder (its marker); never a folder edgelstm did not write."""
     from edgelstm.errors import UsageError
-    from edgelstm.fsutil import MARKER_NAME, OutputKind, check_outputs, describe, folder_kind, write_marker
+    from edgelstm.fsutil import (
+        MARKER_NAME,
+        OutputKind,
+        check_outputs,
+        describe,
+        folder_kind,
+        write_marker,
+    )
 
     check_outputs(outputs=[("--out", out)], folders=["--out"])
     if out.is_dir() and any(out.iterdir()) and folder_kind(out) != OutputKind.QUICKSTART:

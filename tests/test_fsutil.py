@@ -13,7 +13,13 @@ import pytest
 
 from edgelstm import fsutil
 from edgelstm.errors import EdgeLSTMError, UsageError
-from edgelstm.fsutil import MARKER_NAME, OutputKind, atomic_dir, check_outputs, write_text_atomic
+from edgelstm.fsutil import (
+    MARKER_NAME,
+    OutputKind,
+    atomic_dir,
+    check_outputs,
+    write_text_atomic,
+)
 
 
 def _build(dest: Path, text: str, *, force: bool = False, gate: threading.Barrier | None = None) -> None:
@@ -29,9 +35,9 @@ def test_folder_gets_a_marker_and_force_replaces_only_its_kind(tmp_path: Path) -
     assert marker["kind"] == "bundle" and marker["version"]
     _build(tmp_path / "b", "two", force=True)
     assert (tmp_path / "b" / "manifest.json").read_text() == "two"
-    with pytest.raises(UsageError, match="did not write as a dataset"):
-        with atomic_dir(tmp_path / "b", kind=OutputKind.DATASET, force=True):
-            pass
+    with pytest.raises(UsageError, match="did not write as a dataset"), \
+            atomic_dir(tmp_path / "b", kind=OutputKind.DATASET, force=True):
+        pass
     assert (tmp_path / "b" / "manifest.json").read_text() == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
@@ -240,11 +246,10 @@ def test_outputs_vs_inputs_hardlinks_and_symlinks(tmp_path: Path) -> None:
 def test_sigterm_cleans_the_staging_folder(tmp_path: Path) -> None:
     import signal
 
-    with pytest.raises(SystemExit) as e:
-        with atomic_dir(tmp_path / "b", kind=OutputKind.BUNDLE) as stage:
-            (stage / "model.onnx").write_bytes(b"half")
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises before this ends
+    with pytest.raises(SystemExit) as e, atomic_dir(tmp_path / "b", kind=OutputKind.BUNDLE) as stage:
+        (stage / "model.onnx").write_bytes(b"half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
     assert e.value.code == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
