@@ -54,7 +54,7 @@ def export_both(ckpt: Path, work: Path, *, eval_clips: int, calib_clips: int) ->
 def bare_runner(bundle: Any, backend: Backend, precision: Precision) -> Callable[[], Any]:
     """encoder.run + step.run (or fused.run) at batch 1, the state carried, through the runtime's loader."""
     from edgelstm.runtime.stream import open_chain
-    from edgelstm.runtime.backends import BackendOptions
+    from edgelstm.runtime.stream import BackendOptions
 
     chain = open_chain(bundle, backend, precision, BackendOptions(threads=1))
     h, w = bundle.manifest.preprocess.size

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from edgelstm.runtime.backends import BackendOptions
+from edgelstm.runtime.stream import BackendOptions
 from edgelstm.runtime.bundle import load_bundle
 from edgelstm.spec import Backend, Precision, Role
 

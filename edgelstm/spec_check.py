@@ -93,11 +93,5 @@ def _check_selftest(st: SelfTest, num_classes: int, source: str | Path) -> None:
                      f"{st.streams} rows of {num_classes} (streams x classes)", source)
     if not all(math.isfinite(v) for r in st.logits for v in r):
         raise _field("selftest.logits", "non-finite", "finite numbers", source)
-    if len(st.argmax) != st.streams or any(len(r) != st.steps or not all(0 <= k < num_classes for k in r)
-                                           for r in st.argmax):
-        raise _field("selftest.argmax", f"{len(st.argmax)} rows", f"{st.streams} rows of {st.steps} class "
-                     f"indices in 0..{num_classes - 1}", source)
     if not (math.isfinite(st.tolerance) and st.tolerance > 0):
         raise _field("selftest.tolerance", st.tolerance, "a finite number > 0", source)
-    if not 0 <= st.min_agreement <= 1:
-        raise _field("selftest.min_agreement", st.min_agreement, "a fraction in 0..1", source)

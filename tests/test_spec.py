@@ -100,7 +100,7 @@ def test_gate_needs_enough_clips_for_its_tolerance() -> None:
 
 # --- semantics after types: values a runnable model cannot have (issue 10 §3) -------------------------
 def _selftest(**kw: object) -> dict[str, object]:
-    st = {"seed": 1, "steps": 2, "streams": 1, "logits": [[0.1, 0.2, 0.3]], "argmax": [[2, 2]]}
+    st = {"seed": 1, "steps": 2, "streams": 1, "logits": [[0.1, 0.2, 0.3]]}
     return {**st, **kw}
 
 
@@ -127,7 +127,6 @@ def _selftest(**kw: object) -> dict[str, object]:
     (lambda d: d["state"][0].update(shape=[1, "batch", 0]), "'manifest.state[0].shape[2]' is 0"),
     (lambda d: d.update(selftest=_selftest(steps=0)), "'manifest.selftest.steps' is 0; expected 1..64"),
     (lambda d: d.update(selftest=_selftest(streams=2)), "'manifest.selftest.logits' is '1 rows of [3]'"),
-    (lambda d: d.update(selftest=_selftest(argmax=[[2, 7]])), "'manifest.selftest.argmax'"),
     (lambda d: d.update(selftest=_selftest(tolerance=0.0)), "'manifest.selftest.tolerance' is 0.0"),
 ])
 def test_refuses_values_no_model_can_have(mutate, needle) -> None:  # type: ignore[no-untyped-def]

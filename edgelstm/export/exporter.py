@@ -16,9 +16,9 @@ from typing import Any
 from edgelstm import spec
 from edgelstm.errors import ExportCheckError, UsageError, unknown_choice
 from edgelstm.quantreport import MIN_FINAL_AGREEMENT, Int8Report
-from edgelstm.runtime.backends import BackendOptions
+from edgelstm.runtime.stream import BackendOptions
 from edgelstm.runtime.bundle import Bundle
-from edgelstm.runtime.preprocess import graph_order
+from edgelstm.runtime.frames import graph_order
 from edgelstm.spec import Backend, Manifest, ModelKind, ParityResult, Precision, Role
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The step (or encoder + step, or fused) model runs frame by frame with its state carried over a long
 sequence and is compared with the PyTorch model over the whole sequence at once; the clip model runs
-the same sequence in one call. Artefacts are opened with ``edgelstm.runtime.backends.open_model``,
+the same sequence in one call. Artefacts are opened with ``edgelstm.runtime.stream.open_model``,
 the device's own loader, never a private one.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from edgelstm import spec
-from edgelstm.runtime.backends import BackendOptions, open_model
+from edgelstm.runtime.stream import BackendOptions, open_model
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.runtime.stream import open_chain
 from edgelstm.spec import Backend, ModelKind, ParityResult, Precision, Role

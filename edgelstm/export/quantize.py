@@ -23,7 +23,7 @@ from edgelstm.export.int8_backends import INT8_BACKENDS
 from edgelstm.quantreport import (MIN_FINAL_AGREEMENT, BackendReport, GateData, GateSettings, Int8Report,
                                   PrecisionFacts, Trial, clips_needed)
 from edgelstm.runtime.bundle import Bundle, load_bundle
-from edgelstm.runtime.preprocess import graph_order
+from edgelstm.runtime.frames import graph_order
 from edgelstm.runtime.stream import open_chain
 from edgelstm.spec import Artifact, Backend, FileHash, Manifest, Precision, Role
 
@@ -180,10 +180,11 @@ def describe(bundle: Bundle, backend: Backend, chosen: Trial) -> BackendReport:
                                      latency_ms=round(lat[prec][1], 4),
                                      latency_ms_by_batch={str(b): round(v, 4) for b, v in lat[prec].items()},
                                      graphs=graphs)
-    ratios = {b: lat[Precision.INT8][b] / max(lat[Precision.FP32][b], 1e-9) for b in BATCHES}
+    # rounded once, and every verdict below reads the rounded figures the report shows
+    ratios = {b: round(lat[Precision.INT8][b] / max(lat[Precision.FP32][b], 1e-9), 3) for b in BATCHES}
     rep = BackendReport(fp32=facts[Precision.FP32], int8=facts[Precision.INT8],
-                        int8_fp32_latency_ratio=round(ratios[1], 3),
-                        int8_fp32_latency_ratio_by_batch={str(b): round(r, 3) for b, r in ratios.items()},
+                        int8_fp32_latency_ratio=ratios[1],
+                        int8_fp32_latency_ratio_by_batch={str(b): r for b, r in ratios.items()},
                         int8_pays=bool(ratios[1] <= 1.0),
                         int8_pays_from_batch=next((b for b in BATCHES if ratios[b] <= 1.0), None), chosen=chosen)
     if not rep.int8_pays:

@@ -16,12 +16,12 @@ import numpy as np
 
 from edgelstm.errors import CheckpointError
 from edgelstm.fsutil import sha256_file
-from edgelstm.runtime.backends import open_model
-from edgelstm.runtime.bundle import Bundle
-from edgelstm.runtime.engine import Engine
-from edgelstm.metrics import accuracy_report, agreement
 from edgelstm.measure.report import ProfileReport
-from edgelstm.runtime.stream import stream_logits
+from edgelstm.metrics import accuracy_report, agreement
+from edgelstm.runtime.bundle import Bundle
+from edgelstm.runtime.clips import stream_logits
+from edgelstm.runtime.engine import Engine
+from edgelstm.runtime.stream import open_model
 from edgelstm.spec import CLIP, CLIP_LOGITS, Backend, ColourOrder, Precision, Role
 
 log = logging.getLogger(__name__)

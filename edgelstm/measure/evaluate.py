@@ -25,8 +25,8 @@ from edgelstm.devices import DeviceProfile
 from edgelstm.errors import DataError, UsageError
 from edgelstm.metrics import FRACTIONS, Agreement, accuracy_report, agreement
 from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.clips import stream_logits
 from edgelstm.runtime.engine import Engine
-from edgelstm.runtime.stream import stream_logits
 from edgelstm.spec import Backend, Precision
 
 __all__ = ["FRACTIONS", "EvalResult", "Reference", "accuracy_report", "agreement", "checkpoint_reference",

@@ -24,12 +24,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edgelstm.runtime.capture import Frame
 from edgelstm.runtime.engine import Prediction, Timings, check_frame
+from edgelstm.runtime.frames import softmax, top_k
 from edgelstm.runtime.loop import Decision
-from edgelstm.runtime.postprocess import softmax, top_k
 from edgelstm.runtime.samples import Samples
-from edgelstm.runtime.sources import Pacer, RawFrame
+from edgelstm.runtime.sources import Frame, Pacer, RawFrame
 from edgelstm.spec import ColourOrder, Manifest, ResizeMode
 
 log = logging.getLogger(__name__)

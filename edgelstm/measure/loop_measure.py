@@ -12,14 +12,14 @@ from typing import Any, cast
 import numpy as np
 
 from edgelstm.errors import UsageError
-from edgelstm.runtime.backends import open_model
-from edgelstm.runtime.bundle import Bundle
-from edgelstm.runtime.engine import Engine
-from edgelstm.runtime.loop import LoopStats, Rate, run_loop
 from edgelstm.measure.config import Interrupted, Settings
 from edgelstm.measure.harness import PeakRSS, Probe, ReplaySource, stats
 from edgelstm.measure.report import Row
+from edgelstm.runtime.bundle import Bundle
+from edgelstm.runtime.engine import Engine
+from edgelstm.runtime.loop import LoopStats, Rate, run_loop
 from edgelstm.runtime.sources import Source, open_source
+from edgelstm.runtime.stream import open_model
 from edgelstm.spec import FEATURES, FRAMES, Role
 
 

@@ -27,14 +27,14 @@ import numpy as np
 
 from edgelstm.errors import UsageError
 from edgelstm.measure import accuracy as profile_accuracy
-from edgelstm.runtime.backends import ModelRunner, open_model
-from edgelstm.runtime.bundle import Bundle, load_bundle
-from edgelstm.runtime.engine import Engine
 from edgelstm.measure.config import Interrupted, ProfileConfig, Settings, default_configs
 from edgelstm.measure.harness import WindowEngine, render_frames
 from edgelstm.measure.loop_measure import engine_call, measure, run_measured
 from edgelstm.measure.report import ProfileReport, machine_info
 from edgelstm.measure.streams import measure_streams
+from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.engine import Engine
+from edgelstm.runtime.stream import ModelRunner, open_model
 from edgelstm.spec import CLIP, CLIP_LOGITS, ModelKind, Precision, Role
 
 log = logging.getLogger(__name__)

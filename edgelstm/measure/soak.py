@@ -22,7 +22,8 @@ import numpy as np
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.loop import Decision, Rate, run_loop
-from edgelstm.runtime.sources import CaptureSource, RawFrame, SyntheticSource
+from edgelstm.runtime.offline_sources import SyntheticSource
+from edgelstm.runtime.sources import CaptureSource, RawFrame
 from edgelstm.spec import C_IN, H_IN
 
 log = logging.getLogger(__name__)

@@ -78,12 +78,13 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     ``notify`` receives the lines a user should see before the loop starts (no window, the engine
     chosen); by default they are logged.
     """
-    from edgelstm.runtime.capture import Reconnect
+    from edgelstm.runtime.sources import Reconnect
     from edgelstm.runtime.engine import Engine
     from edgelstm.runtime.loop import run_loop
     from edgelstm.runtime.outputs import display_available
-    from edgelstm.runtime.postprocess import Smoothing
-    from edgelstm.runtime.sources import open_source, synthetic_camera_size
+    from edgelstm.runtime.frames import Smoothing
+    from edgelstm.runtime.sources import open_source
+    from edgelstm.runtime.offline_sources import synthetic_camera_size
 
     from edgelstm.fsutil import check_outputs
 

@@ -1,15 +1,16 @@
 """The streaming engine: one frame in, one decision out, LSTM state kept per stream.
 
-``Engine.load`` verifies the bundle, picks backend, artefacts and options from a device
-profile (:mod:`edgelstm.runtime.plan`), and checks every model's real inputs against the manifest. ``engine.step(frame)``
-validates the frame, resizes it straight into a preallocated uint8 buffer
-(:mod:`edgelstm.runtime.preprocess`; the graph normalises in-graph, so there is no float copy on
-the host), runs encoder and step (or the
-fused graph), and returns a :class:`Prediction` with per-stage timings. ``step_batch`` does the
-same for one frame per stream, batching the encoder across streams.
+``Engine.load`` verifies the bundle, picks backend, artefacts and options from a device profile
+(:mod:`edgelstm.runtime.plan`), checks every model's real inputs against the manifest and replays the
+bundle's self-test. ``engine.step(frame)`` validates the frame, resizes it straight into a
+preallocated uint8 buffer (:mod:`edgelstm.runtime.frames`; the graph normalises in-graph, so there is
+no float copy on the host), runs encoder and step (or the fused graph) through
+:class:`~edgelstm.runtime.stream.Chain`, and returns a :class:`Prediction` with per-stage timings.
+``step_batch`` does the same for one frame per stream, batching the encoder across streams.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -21,14 +22,13 @@ import numpy as np
 
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import BundleError, UsageError
-from edgelstm.runtime.backends import BackendOptions
 from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.frames import (HALVE_ABOVE_PIXELS, FrameResizer, Smoother, Smoothing, check_features, check_frame,
+                                     softmax)
 from edgelstm.runtime.plan import GRAPHS, SMALL_MODEL_MACS, Plan, int8_verdict, make_plan, resolve_profile
-from edgelstm.runtime.postprocess import Smoother, Smoothing, softmax
-from edgelstm.runtime.preprocess import HALVE_ABOVE_PIXELS, FrameResizer, check_features, check_frame
-from edgelstm.runtime.selftest import run_selftest
-from edgelstm.runtime.stream import Chain, open_chain
-from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Role
+from edgelstm.runtime.selftest import FULL_PRECISION, run_finite, run_selftest
+from edgelstm.runtime.stream import BackendOptions, Chain, open_chain
+from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Precision, Role
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,16 @@ class Engine:
                             "verified; re-export it to add one", self.bundle.path)
             return "none in this bundle"
         self._check_open()
-        return run_selftest(self._chain, st, inference_precision=self.inference_precision,
-                            batch=self.plan.options.static_batch)
+        batch = self.plan.options.static_batch
+        if self.inference_precision in FULL_PRECISION:
+            return run_selftest(self._chain, st, batch=batch)
+        # Reduced precision moves values (and, on random input, top-1) by the CPU's rounding: check the wiring
+        # on this backend's FP32 graphs at f32, and that this chain answers finitely (see runtime.selftest).
+        ref = open_chain(self.bundle, self.plan.backend, Precision.FP32,
+                         dataclasses.replace(self.plan.options, inference_precision="f32"), graph=self.plan.graph)
+        passed = run_selftest(ref, st, batch=batch)
+        run_finite(self._chain, st, batch=batch)
+        return f"{passed} on the FP32 graphs; {self.inference_precision} answers finite"
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:

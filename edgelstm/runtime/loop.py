@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from edgelstm.errors import SourceError, UsageError
-from edgelstm.runtime.capture import Capture, Frame, Reconnect
 from edgelstm.runtime.engine import Engine, Prediction
 from edgelstm.runtime.samples import DEFAULT_CAPACITY, Samples
-from edgelstm.runtime.sources import Source
+from edgelstm.runtime.sources import Capture, Frame, Reconnect, Source
 from edgelstm.spec import Temporal
 
 log = logging.getLogger(__name__)

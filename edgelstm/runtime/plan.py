@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgelstm.devices import DeviceProfile, load_profile
 from edgelstm.errors import UsageError, unknown_choice
-from edgelstm.runtime.backends import ORT_PROVIDERS, OV_DEVICES, BackendOptions, cpu_count
+from edgelstm.runtime.stream import ORT_PROVIDERS, OV_DEVICES, BackendOptions, cpu_count
 from edgelstm.spec import Backend, Manifest, ModelKind, Precision, Role
 
 GRAPHS = ("auto", "split", "fused")

@@ -11,11 +11,12 @@ How a run is judged:
   must be within ``tolerance`` (1e-3) per unit of logit scale (``max(1, max|expected|)``) of the recorded
   ones. The same float32 graph on another thread count, CPU or library version differs by reassociation
   only, orders of magnitude below that; a swapped state differs by the size of the state's effect.
-* reduced precision (INT8 artefacts, OpenVINO bf16/f16 inference): values legitimately move, so the top-1
-  class at every step of every stream is compared with the recorded FP32 one and at least ``min_agreement``
-  (0.75) of them must agree, and every logit must be finite. With 2 x 6 = 12 steps, a model whose top-1
-  agrees with FP32 on 98% of steps (what the INT8 gate asks) fails this with probability under 1e-4; it
-  catches gross mis-wiring, not drift (that is the INT8 gate's job at export).
+* reduced precision (INT8 artefacts, OpenVINO bf16/f16 inference): values legitimately move, and on the
+  self-test's random input (far from any real frame, logits near-tied) even the top-1 class moves, by an
+  amount that depends on the CPU's INT8 kernels. So the wiring is checked where it is exact: on the same
+  backend's FP32 graphs at f32 (INT8 artefacts are quantized copies of them, with the same inputs and
+  outputs, and the hashes prove nobody changed them since), and the reduced-precision chain itself must
+  answer with finite logits. How far INT8 may drift from FP32 is the INT8 gate's question, on real clips.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ SEED = 20_240_611
 STEPS = 6
 STREAMS = 2
 FP32_TOLERANCE = 1e-3
-MIN_AGREEMENT = 0.75
 FULL_PRECISION = ("fp32", "f32")  # what a runner's info["inference_precision"] says when it runs float32
 
 
@@ -54,38 +54,36 @@ def record(chain: Chain, *, seed: int = SEED, steps: int = STEPS, streams: int =
         raise BundleError("the FP32 model's self-test logits are not finite", expected="finite logits",
                           fix="check the checkpoint: its model overflows on random input")
     last = [tuple(float(f"{v:.6g}") for v in row) for row in logits[:, -1].tolist()]
-    return SelfTest(seed, steps, streams, tuple(last), tuple(tuple(r) for r in logits.argmax(-1).tolist()),
-                    FP32_TOLERANCE, MIN_AGREEMENT)
+    return SelfTest(seed, steps, streams, tuple(last), FP32_TOLERANCE)
 
 
-def run_selftest(chain: Chain, st: SelfTest, *, inference_precision: str, batch: int = 0) -> str:
-    """Replay ``st`` on ``chain``; raise a :class:`BundleError` when the answer is wrong, else say what passed.
+def run_selftest(chain: Chain, st: SelfTest, *, batch: int = 0) -> str:
+    """Replay ``st`` on ``chain`` (float32 inference); raise a :class:`BundleError` when the answer is wrong,
+    else say what passed. ``batch``: a fixed batch the models were compiled for (NPU); the self-test's
+    streams are repeated to fill it."""
+    got, rows = _replay(chain, st, batch)
+    expected = np.asarray(st.logits, np.float64)[rows]  # (B, K)
+    worst = float(np.abs(got[:, -1] - expected).max()) if np.isfinite(got).all() else float("inf")
+    scale = max(1.0, float(np.abs(expected).max()))
+    if not worst <= st.tolerance * scale:
+        raise BundleError(
+            f"self-test failed on {chain.step_art.key}: max |logit difference| {worst:.3g} after {st.steps} steps "
+            f"of {st.streams} seeded streams", expected=f"at most {st.tolerance * scale:.3g} (tolerance "
+            f"{st.tolerance:g} x logit scale {scale:.3g}), the answer export recorded",
+            fix="the model files compute something else than at export (state outputs swapped or mis-wired, "
+                "or a broken backend): re-export the bundle, or try another --backend/--device")
+    return f"self-test passed: max |logit difference| {worst:.2g} (tolerance {st.tolerance * scale:.2g})"
 
-    ``batch``: a fixed batch the models were compiled for (NPU); the self-test's streams are repeated to fill it.
-    """
+
+def run_finite(chain: Chain, st: SelfTest, *, batch: int = 0) -> None:
+    """A reduced-precision chain must answer the self-test's stream with finite logits."""
+    got, _ = _replay(chain, st, batch)
+    if not np.isfinite(got).all():
+        raise BundleError(f"the self-test's stream makes {chain.step_art.key} answer NaN or inf",
+                          expected="finite logits", fix="choose --precision fp32, or re-quantize the bundle")
+
+
+def _replay(chain: Chain, st: SelfTest, batch: int) -> tuple[np.ndarray, np.ndarray]:
     X = selftest_inputs(chain.manifest, st.seed, st.streams, st.steps)
     rows = np.arange(batch or st.streams) % st.streams  # which self-test stream each batch row carries
-    got = chain.run(np.ascontiguousarray(X[rows]))  # (B, N, K)
-    expected = np.asarray(st.logits, np.float64)[rows]  # (B, K)
-    diff = np.abs(got[:, -1] - expected)
-    worst = float(diff.max()) if np.isfinite(got).all() else float("inf")
-    what = f"{chain.step_art.key} ({inference_precision or 'default'} inference)"
-    if inference_precision in FULL_PRECISION:
-        scale = max(1.0, float(np.abs(expected).max()))
-        if not worst <= st.tolerance * scale:
-            raise BundleError(
-                f"self-test failed on {what}: max |logit difference| {worst:.3g} after {st.steps} steps of "
-                f"{st.streams} seeded streams", expected=f"at most {st.tolerance * scale:.3g} (tolerance "
-                f"{st.tolerance:g} x logit scale {scale:.3g}), the answer export recorded",
-                fix="the model files compute something else than at export (state outputs swapped or mis-wired, "
-                    "or a broken backend): re-export the bundle, or try another --backend/--device")
-        return f"self-test passed: max |logit difference| {worst:.2g} (tolerance {st.tolerance * scale:.2g})"
-    agree = float((got.argmax(-1) == np.asarray(st.argmax)[rows]).mean()) if np.isfinite(got).all() else 0.0
-    if agree < st.min_agreement:
-        raise BundleError(
-            f"self-test failed on {what}: top-1 agrees with the FP32 answer on {100 * agree:.0f}% of "
-            f"{st.steps} steps x {st.streams} streams (max |logit difference| {worst:.3g})",
-            expected=f"at least {100 * st.min_agreement:.0f}% agreement",
-            fix="the model files compute something else than at export (state outputs swapped or mis-wired): "
-                "re-export the bundle, or choose --precision fp32")
-    return f"self-test passed: top-1 agreement {100 * agree:.0f}% (max |logit difference| {worst:.2g})"
+    return chain.run(np.ascontiguousarray(X[rows])), rows  # (B, N, K)

@@ -1,31 +1,221 @@
-"""The streaming loop, written once: zero state -> encoder -> step -> feed h_out/c_out back.
+"""The streaming graphs: open an artefact on its backend, and step them (the one streaming loop).
 
+``BACKENDS`` maps each :class:`~edgelstm.spec.Backend` to its runner; :func:`open_model` is the one
+place that dispatches on it, and every runner checks the model's real inputs and outputs against the
+manifest before the first frame. Adding a backend is one runner class and one entry.
+
+The loop "zero state -> encoder -> step -> feed h_out/c_out back" is written once:
 :class:`Chain` holds the streaming graphs of one backend and precision (encoder + step, the fused
-graph, or the step graph of a feature model) and :meth:`Chain.step` advances a batch of streams by
-one time step under the manifest's state contract. Everything that runs a bundle over time calls
-it: the :class:`~edgelstm.runtime.engine.Engine` (every decision on a device), export's parity
-check, the INT8 calibration feed and the latency measurements; :func:`stream_logits` runs whole
-clips through the Engine for evaluation and the INT8 gate.
+graph, or the step graph of a feature model) and :meth:`Chain.step` advances a batch of streams by one
+time step under the manifest's state contract. Everything that runs a bundle over time calls it: the
+:class:`~edgelstm.runtime.engine.Engine` (every decision on a device), export's parity check, the INT8
+calibration feed, the self-test and the latency measurements.
 """
 from __future__ import annotations
 
+import logging
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgelstm import spec
-from edgelstm.errors import DataError
-from edgelstm.runtime.backends import BackendOptions, ModelRunner, open_model
-from edgelstm.runtime.bundle import Bundle, load_bundle
-from edgelstm.spec import Artifact, Backend, ColourOrder, Manifest, ModelKind, Precision, Role
+from edgelstm.errors import BundleError, DeviceError, unknown_choice
+from edgelstm.runtime.bundle import Bundle
+from edgelstm.spec import BATCH, Artifact, Backend, Manifest, ModelKind, Precision, Role, TensorSpec
 
-if TYPE_CHECKING:  # the engine imports this module; the reverse import is only for types
-    from edgelstm.runtime.engine import Engine
+log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
+# onnxruntime device name -> execution provider
+ORT_PROVIDERS = {
+    "CPU": "CPUExecutionProvider",
+    "CUDA": "CUDAExecutionProvider",
+    "TensorRT": "TensorrtExecutionProvider",
+    "OpenVINO": "OpenVINOExecutionProvider",
+}
+OV_DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    device: str = "CPU"              # onnxruntime: CPU, CUDA, TensorRT, OpenVINO; OpenVINO: CPU, GPU, NPU, AUTO
+    threads: int = 0                 # 0: the backend's default
+    performance_hint: str = "LATENCY"  # OpenVINO: LATENCY or THROUGHPUT
+    inference_precision: str = ""    # OpenVINO: f32, bf16, f16; "": through Engine, the artefact's verified one
+    static_batch: int = 0            # OpenVINO: compile with this fixed batch (NPU needs static shapes); 0: dynamic
+
+
+class ModelRunner(Protocol):
+    """A loaded model: ``run`` takes and returns arrays keyed by the spec's tensor names."""
+
+    backend: Backend
+    info: dict[str, str]  # what actually runs: device, provider, inference precision
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def _dtype_of_ort(t: str) -> str:
+    return {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64",
+            "tensor(float16)": "float16", "tensor(int8)": "int8"}.get(t, t)
+
+
+def check_io(model_file: Path, kind: str, declared: tuple[TensorSpec, ...],
+             actual: list[tuple[str, tuple[int | str | None, ...], str]]) -> None:
+    """Raise a clear error when a model's real inputs/outputs disagree with the manifest."""
+    by_name = {name: (shape, dtype) for name, shape, dtype in actual}
+    for t in declared:
+        if t.name not in by_name:
+            raise BundleError(f"the model has no {kind} '{t.name}' (it has {', '.join(by_name) or 'none'})",
+                              expected=f"the {kind}s the manifest lists", path=model_file,
+                              fix="the model and manifest.json come from different exports; re-export the bundle")
+        shape, dtype = by_name[t.name]
+        if not t.matches(shape, dtype):
+            raise BundleError(f"{kind} '{t.name}' is {list(shape)} {dtype}", path=model_file,
+                              expected=f"{list(t.shape)} {t.dtype} as the manifest says",
+                              fix="re-export the bundle so model and manifest agree")
+
+
+# --- onnxruntime ------------------------------------------------------------------------
+class OrtRunner:
+    backend = Backend.ONNXRUNTIME
+
+    def __init__(self, path: Path, art: Artifact, opts: BackendOptions) -> None:
+        import onnxruntime as ort
+
+        if opts.device not in ORT_PROVIDERS:
+            raise unknown_choice("onnxruntime device", opts.device, ORT_PROVIDERS, error=DeviceError)
+        provider = ORT_PROVIDERS[opts.device]
+        available = ort.get_available_providers()
+        if provider not in available:
+            raise DeviceError(f"onnxruntime's {provider} is not available here (installed: {', '.join(available)})",
+                              fix=_provider_fix(opts.device))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if opts.threads:
+            so.intra_op_num_threads = opts.threads
+        so.log_severity_level = 3
+        providers: list[Any] = [provider] + (["CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [])
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise BundleError(f"onnxruntime cannot load the model ({type(e).__name__}: {_ort_reason(e, path)})",
+                              path=path, fix="re-export the bundle with `edgelstm export`") from None
+        check_io(path, "input", art.inputs,
+                 [(i.name, tuple(i.shape), _dtype_of_ort(i.type)) for i in self.session.get_inputs()])
+        check_io(path, "output", art.outputs,
+                 [(o.name, tuple(o.shape), _dtype_of_ort(o.type)) for o in self.session.get_outputs()])
+        self.output_names = [t.name for t in art.outputs]
+        self.info = {"backend": "onnxruntime", "device": opts.device,
+                     "provider": self.session.get_providers()[0], "inference_precision": str(art.precision)}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outs))
+
+
+def _ort_reason(e: Exception, path: Path) -> str:
+    """onnxruntime's reason without its status prefix and the path the message already names."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(e))
+    return text.replace(f"Load model from {path} failed:", "").strip()[:200]
+
+
+def _provider_fix(device: str) -> str:
+    return {
+        "CUDA": "install onnxruntime-gpu matching your CUDA version, or use --device cpu",
+        "TensorRT": "install onnxruntime-gpu with TensorRT libraries, or use --device cpu",
+        "OpenVINO": "install onnxruntime-openvino, or use the openvino backend (pip install openvino)",
+    }.get(device, "use --device cpu")
+
+
+# --- OpenVINO ---------------------------------------------------------------------------
+class OvRunner:
+    backend = Backend.OPENVINO
+
+    def __init__(self, path: Path, art: Artifact, opts: BackendOptions) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise DeviceError("the OpenVINO backend needs the openvino package, which is not installed",
+                              fix="pip install 'edgelstm[openvino]', or use --backend onnxruntime") from None
+        core = ov.Core()
+        if opts.device not in OV_DEVICES:
+            raise unknown_choice("OpenVINO device", opts.device, OV_DEVICES, error=DeviceError)
+        if opts.device != "AUTO" and not any(d.split(".")[0] == opts.device for d in core.available_devices):
+            raise DeviceError(f"OpenVINO sees no {opts.device} device here (it sees {', '.join(core.available_devices)})",
+                              fix="choose a device OpenVINO lists (`edgelstm devices`), or install its driver")
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses with long messages
+            raise BundleError(f"OpenVINO cannot read the model ({str(e)[:200]})", path=path,
+                              fix="re-export the bundle with `--format openvino`") from None
+        check_io(path, "input", art.inputs, _ov_ports(model.inputs))
+        check_io(path, "output", art.outputs, _ov_ports(model.outputs))
+        if opts.static_batch:
+            model.reshape({t.name: [opts.static_batch if d == BATCH else d for d in t.shape] for t in art.inputs})
+        config: dict[str, str] = {"PERFORMANCE_HINT": opts.performance_hint}
+        if opts.threads:
+            config["INFERENCE_NUM_THREADS"] = str(opts.threads)
+        if opts.inference_precision and opts.device in ("CPU", "GPU"):
+            config["INFERENCE_PRECISION_HINT"] = opts.inference_precision
+        self.compiled = core.compile_model(model, opts.device, config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [t.name for t in art.outputs]
+        # a port can carry several names (an Identity folded away): index it by all of them
+        self._ports = {n: p for p in self.compiled.outputs for n in p.get_names()}
+        try:
+            precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        except Exception:  # not every device reports it
+            precision = opts.inference_precision or "default"
+        self.info = {"backend": "openvino", "device": opts.device, "provider": "openvino",
+                     "inference_precision": _short_type(precision),
+                     "static_batch": str(opts.static_batch)}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.request.infer(feeds)
+        return {n: res[self._ports[n]] for n in self.output_names}
+
+
+def _short_type(t: str) -> str:
+    """OpenVINO's "<Type: 'bfloat16'>" / "bfloat16" -> "bf16", the spelling the manifest and hints use."""
+    t = t.replace("<Type: '", "").replace("'>", "")
+    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(t, t)
+
+
+def _ov_ports(ports: Any) -> list[tuple[str, tuple[int | str | None, ...], str]]:
+    return [(n, _ov_shape(p), _ov_dtype(p)) for p in ports for n in p.get_names()]
+
+
+def _ov_shape(port: Any) -> tuple[int | None, ...]:
+    return tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
+
+
+def _ov_dtype(port: Any) -> str:
+    name = str(port.get_element_type().get_type_name())
+    return {"f32": "float32", "u8": "uint8", "i64": "int64", "f16": "float16", "i8": "int8"}.get(name, name)
+
+
+BACKENDS: dict[Backend, Callable[[Path, Artifact, BackendOptions], ModelRunner]] = {
+    Backend.ONNXRUNTIME: OrtRunner,
+    Backend.OPENVINO: OvRunner,
+}
+
+
+def open_model(bundle: Bundle, art: Artifact, opts: BackendOptions = BackendOptions()) -> ModelRunner:
+    """Load one artefact of a verified bundle on its backend."""
+    return BACKENDS[art.backend](bundle.file(art), art, opts)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# --- the streaming loop -------------------------------------------------------------------
 State = dict[str, np.ndarray]            # state input name (h, c) -> (num_layers, N, hidden)
 Feeds = dict[str, np.ndarray]            # tensor name -> array, one graph call
 Recorder = Callable[[Role, Feeds], None]  # sees every graph call's feeds (INT8 calibration)
@@ -115,56 +305,3 @@ def open_chain(bundle: Bundle, backend: Backend, precision: Precision,
     if graph == "split":
         encoder = open_model(bundle, bundle.find(Role.ENCODER, backend, precision), opts)
     return Chain(m, art, open_model(bundle, art, opts), encoder)
-
-
-# --- whole clips through the Engine (evaluation, the INT8 gate) -------------------------------
-def check_clips(manifest: Manifest, X: np.ndarray) -> None:
-    """Refuse clips that are not the model's input: uint8 (N, T, H, W, 3) frames, or (N, T, F) features."""
-    m = manifest
-    if m.model.kind == ModelKind.FRAMES:
-        size = m.preprocess.size if m.preprocess is not None else (0, 0)
-        want = (*size, 3)
-        if X.ndim != 5 or X.shape[2:] != want or X.dtype != np.uint8:
-            raise DataError(f"clips of shape {list(X.shape)} {X.dtype}",
-                            expected=f"uint8 (N, T, {want[0]}, {want[1]}, 3) frames at the model's size",
-                            fix=f"load the dataset with size={size}")
-    elif X.ndim != 3 or X.shape[2] != m.model.feature_size:
-        raise DataError(f"features of shape {list(X.shape)}", expected=f"(N, T, {m.model.feature_size})",
-                        fix="load the feature set the model was trained on")
-
-
-def stream_logits(bundle: str | Path | Bundle, X: np.ndarray, *, backend: Backend | str = Backend.ONNXRUNTIME,
-                  precision: Precision | str = Precision.FP32, options: BackendOptions = BackendOptions(),
-                  lengths: np.ndarray | None = None, colour: ColourOrder | str = ColourOrder.RGB,
-                  batch: int = 32, engine: Engine | None = None) -> np.ndarray:
-    """Per-step logits (N, T, K) of clips run frame by frame through the engine.
-
-    ``X``: uint8 frames (N, T, H, W, 3) at the model's size in ``colour`` order (datasets give RGB;
-    the engine converts to the graph's order), or float features (N, T, F). The state is reset
-    between clips; up to ``batch`` clips run side by side as streams. Steps at or past
-    ``lengths[i]`` are the model's output on the padding, as the PyTorch model computes them too.
-    """
-    from edgelstm.runtime.engine import Engine
-
-    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    check_clips(b.manifest, X)
-    n, t = X.shape[:2]
-    if lengths is not None and (lengths.shape != (n,) or (lengths < 1).any() or (lengths > t).any()):
-        raise DataError(f"lengths of shape {list(lengths.shape)}", expected=f"({n},) integers in 1..{t}",
-                        fix="pass the dataset's lengths unchanged")
-    streams = max(1, min(batch, n))
-    eng = engine or Engine.load(b, backend=str(backend), precision=str(precision), options=options,
-                                streams=streams)
-    streams = min(streams, eng.streams)
-    out = np.empty((n, t, len(eng.labels)), np.float32)  # (N, T, K)
-    if X.dtype.kind == "f":
-        X = X.astype(np.float32, copy=False)
-    order = ColourOrder(colour)
-    for start in range(0, n, streams):
-        chunk = X[start:start + streams]  # (B, T, ...)
-        ids = list(range(len(chunk)))
-        eng.reset()
-        for step in range(t):
-            preds = eng.step_batch(chunk[:, step], ids, colour=order)
-            out[start:start + len(chunk), step] = np.stack([p.logits for p in preds])
-    return out

@@ -103,14 +103,19 @@ def resolve_dataset(data: DataConfig, *, seed: int, default_size: tuple[int, int
                         stride=data.stride, seed=seed, counts=data.counts, cache_dir=data.cache_dir)
 
 
-def _prepare_out(cfg: TrainConfig) -> None:
+def _prepare_out(cfg: TrainConfig, d: _Dist) -> None:
+    """Every rank checks ``--out`` before any rank writes (a refused --out fails all of them instead of hanging
+    the others, and no rank sees another's fresh marker); then the main rank creates it."""
     from edgelstm.fsutil import OutputKind, check_run_folder, folder_kind, write_marker
 
     out = Path(cfg.out)
     check_run_folder(out, force=cfg.force, resume=cfg.resume, inputs=[("--data", cfg.data.spec)])
-    out.mkdir(parents=True, exist_ok=True)
-    if folder_kind(out) is None:
-        write_marker(out, OutputKind.RUN)
+    _barrier(d)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if folder_kind(out) is None:
+            write_marker(out, OutputKind.RUN)
+    _barrier(d)
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -144,8 +149,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    _prepare_out(cfg)  # every rank checks, so a refused --out fails all of them instead of hanging the others
-    _barrier(d)
+    _prepare_out(cfg, d)
     model.to(d.device)
     train_data = SplitTensors(ds["train"])
     val = ds["val"]

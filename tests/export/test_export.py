@@ -9,7 +9,7 @@ import pytest
 
 from edgelstm import spec
 from edgelstm.errors import BundleError, ExportCheckError, UsageError
-from edgelstm.runtime.backends import BackendOptions, open_model
+from edgelstm.runtime.stream import BackendOptions, open_model
 from edgelstm.runtime.bundle import load_bundle
 from edgelstm.spec import Backend, Precision, Role
 from tests.bundles import make_bundle, make_checkpoint, make_feature_checkpoint

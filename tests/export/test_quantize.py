@@ -79,7 +79,7 @@ def test_openvino_int8_records_what_ran(int8_bundle: Path) -> None:
 
 
 def test_int8_runs_through_the_runtime(int8_bundle: Path) -> None:
-    from edgelstm.runtime.stream import stream_logits
+    from edgelstm.runtime.clips import stream_logits
     from tests.bundles import synthetic_clips
 
     X, _ = synthetic_clips(16, size=(32, 32), num_classes=4, split="val")

@@ -10,7 +10,7 @@ from toy_bundle import LABELS, Toy
 
 from edgelstm.errors import DataError, UsageError
 from edgelstm.measure.evaluate import accuracy_report, evaluate_bundle
-from edgelstm.runtime.stream import stream_logits
+from edgelstm.runtime.clips import stream_logits
 
 TOL = 1e-5  # fp32 against a float64 reference over 6 steps
 

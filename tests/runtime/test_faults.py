@@ -22,7 +22,7 @@ from fakes import ScriptedSource
 from toy_bundle import Toy, make_toy_bundle
 
 from edgelstm.errors import SourceError
-from edgelstm.runtime.capture import Reconnect
+from edgelstm.runtime.sources import Reconnect
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.loop import Decision, run_loop
 from edgelstm.runtime.sources import RawFrame

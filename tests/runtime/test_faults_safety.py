@@ -88,7 +88,7 @@ def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_tampered_model_is_refused_before_it_is_parsed(toy: Toy, tmp_path: Path, backend: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgelstm.runtime.stream import stream_logits
+    from edgelstm.runtime.clips import stream_logits
 
     b = tmp_path / "b"
     shutil.copytree(toy.path, b)

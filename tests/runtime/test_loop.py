@@ -13,11 +13,12 @@ from toy_bundle import Toy
 
 from edgelstm import spec
 from edgelstm.errors import SourceError
-from edgelstm.runtime.capture import Reconnect
+from edgelstm.runtime.sources import Reconnect
 from edgelstm.runtime.engine import Engine
-from edgelstm.runtime.stream import stream_logits
+from edgelstm.runtime.clips import stream_logits
 from edgelstm.runtime.loop import Decision, Rate, TemporalGate, run_loop
-from edgelstm.runtime.sources import CaptureSource, ImageFolderSource, open_source
+from edgelstm.runtime.sources import CaptureSource, open_source
+from edgelstm.runtime.offline_sources import ImageFolderSource
 
 FAST = Reconnect(attempts=3, first_s=0.01, max_s=0.05)
 

@@ -12,10 +12,10 @@ import pytest
 
 bundles = pytest.importorskip("tests.bundles")  # the export's helpers (torch); absent on a base install
 
-from edgelstm.runtime.backends import BackendOptions  # noqa: E402
+from edgelstm.runtime.stream import BackendOptions  # noqa: E402
 from edgelstm.runtime.engine import Engine  # noqa: E402
 from edgelstm.measure.evaluate import evaluate_bundle  # noqa: E402
-from edgelstm.runtime.stream import stream_logits  # noqa: E402
+from edgelstm.runtime.clips import stream_logits  # noqa: E402
 
 TOL = 1e-4
 
