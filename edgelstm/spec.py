@@ -98,6 +98,16 @@ class Preprocess:
     layout: str = "NHWC"            # the graph takes HWC uint8; HWC->CHW and normalisation run in-graph
 
 
+@dataclass(frozen=True)
+class FeatureNorm:
+    """Per-feature standardisation of a feature model's input, computed on its training split. The step and
+    clip graphs apply it in-graph ((x - mean) / std), so a device feeds raw features; recorded here so the
+    bundle says what its graphs expect."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
 # Defaults declared once: the frame size and clip length a model gets when nothing says otherwise.
 DEFAULT_SIZE: tuple[int, int] = (64, 64)
 DEFAULT_CLIP_LEN = 16
@@ -122,6 +132,8 @@ class DataFacts:
     data_seed: int = 0                              # seed of the synthetic set or of carving val/test
     synthetic_counts: tuple[int, int, int] | None = None  # clips per split of the synthetic set
     colour_order: ColourOrder = ColourOrder.RGB     # channel order of the training frames (datasets: RGB)
+    feature_mean: tuple[float, ...] | None = None   # features: per feature on the train split (standardisation)
+    feature_std: tuple[float, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | Path) -> DataFacts:
@@ -252,6 +264,7 @@ class Manifest:
     versions: Versions
     created: str = ""
     quantization: Int8Report | None = None  # the INT8 gate's report; None until INT8 artefacts exist
+    features: FeatureNorm | None = None  # feature models: the standardisation their graphs apply in-graph
     data_source: str = ""  # what the model was trained on ("synthetic", a path): the default calibration data
     selftest: SelfTest | None = None  # the FP32 artefact's answer to a seeded stream; None in 0.1 bundles
 

@@ -21,6 +21,15 @@ def _field(where: str, got: Any, expected: str, source: str | Path) -> BundleErr
                        fix="re-export the bundle with `edgelstm export` (do not edit manifest.json by hand)")
 
 
+def _check_norm(where: str, mean: tuple[float, ...], std: tuple[float, ...], size: int, source: str | Path) -> None:
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) != size:
+            raise _field(f"{where}.{name}", f"{len(values)} values", f"{size} (one per channel or feature)", source)
+        for i, v in enumerate(values):
+            if not math.isfinite(v) or (name == "std" and v <= 0):
+                raise _field(f"{where}.{name}[{i}]", v, "a finite number" + (" > 0" if name == "std" else ""), source)
+
+
 def check_manifest(m: Manifest, source: str | Path) -> None:
     """Raise a BundleError naming the first field of ``m`` outside its bounds."""
 
@@ -50,11 +59,9 @@ def check_manifest(m: Manifest, source: str | Path) -> None:
         p = m.preprocess
         for i, side in enumerate(p.size):
             within(f"preprocess.size[{i}]", side, 1, MAX_FRAME_SIDE)
-        for name, values in (("mean", p.mean), ("std", p.std)):
-            for i, v in enumerate(values):
-                if not math.isfinite(v) or (name == "std" and v <= 0):
-                    raise _field(f"preprocess.{name}[{i}]", v, "a finite number" + (" > 0" if name == "std" else ""),
-                                 source)
+        _check_norm("preprocess", p.mean, p.std, 3, source)
+    if m.features is not None:
+        _check_norm("features", m.features.mean, m.features.std, info.feature_size, source)
     t = m.temporal
     within("temporal.clip_len", t.clip_len, 1)
     within("temporal.frame_stride", t.frame_stride, 1)

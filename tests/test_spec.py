@@ -117,6 +117,8 @@ def _selftest(**kw: object) -> dict[str, object]:
     (lambda d: d["preprocess"].update(std=[0.25, 0.0, 0.25]), "'manifest.preprocess.std[1]' is 0.0; expected a finite "
                                                               "number > 0"),
     (lambda d: d["preprocess"].update(mean=[0.5, float("inf"), 0.5]), "'manifest.preprocess.mean[1]' is inf"),
+    (lambda d: d.update(features={"mean": [0.0] * 3, "std": [1.0] * 3}), "'manifest.features.mean' is '3 values'"),
+    (lambda d: d.update(features={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]}), "'manifest.features.std[7]' is 0.0"),
     (lambda d: d["model"].update(hidden_size=100000), "'manifest.model.hidden_size' is 100000; expected 1..65536"),
     (lambda d: d["model"].update(num_layers=4096, hidden_size=65536), "num_layers x hidden_size <= 16777216"),
     (lambda d: d["model"].update(num_classes=0), "'manifest.model.num_classes' is 0"),

@@ -81,6 +81,8 @@ class Dataset:
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     seed: int = 0                        # seed of the synthetic set, or of carving val/test
     notes: dict[str, str] = field(default_factory=dict)
+    feature_mean: tuple[float, ...] | None = None  # features: per feature over the train split's valid steps
+    feature_std: tuple[float, ...] | None = None
 
     def __getitem__(self, split: str) -> Split:
         if split not in self.splits:
@@ -99,7 +101,8 @@ class Dataset:
                          mean=self.mean if self.kind == Kind.FRAMES else None,
                          std=self.std if self.kind == Kind.FRAMES else None, stride=self.stride, fps=self.fps,
                          feature_size=self.feature_size, sampling=str(self.sampling), resize=ResizeMode.AREA,
-                         source=self.source, data_seed=self.seed,
+                         source=self.source, data_seed=self.seed, feature_mean=self.feature_mean,
+                         feature_std=self.feature_std,
                          synthetic_counts=tuple(int(c) for c in counts.split(",")) if counts else None)  # type: ignore[arg-type]
 
     def summary(self) -> dict[str, object]:

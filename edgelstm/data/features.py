@@ -1,6 +1,7 @@
 """Pre-extracted per-frame features: an .npz with X (N, T, F), y (N,) and optional lengths, classes, split."""
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from edgelstm.data.dataset import SPLITS, Dataset, Kind, LoadOptions, Split, carve
 from edgelstm.errors import DataError
+
+log = logging.getLogger(__name__)
 
 FPS_KEY = "fps"      # optional scalar: rate of the feature steps
 STRIDE_KEY = "stride"
@@ -83,8 +86,27 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
     for s, idx in index.items():
         ln = lengths[idx] if lengths is not None else None
         splits[s] = Split(X[idx], y[idx], ln)
+    mean, std = feature_stats(splits["train"], path)
     return Dataset(kind=Kind.FEATURES, classes=tuple(classes), splits=splits, source=str(path),
-                   clip_len=X.shape[1], feature_size=X.shape[2], fps=fps, stride=stride)
+                   clip_len=X.shape[1], feature_size=X.shape[2], fps=fps, stride=stride,
+                   feature_mean=mean, feature_std=std)
+
+
+def feature_stats(train: Split, path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and standard deviation over the train split's valid steps (padding excluded).
+
+    A feature that never varies in training gets std 1 (it is only centred), and that is logged."""
+    X = train.X.astype(np.float64, copy=False)  # (N, T, F)
+    valid = np.ones(X.shape[:2], bool) if train.lengths is None else \
+        np.arange(X.shape[1])[None] < train.lengths[:, None]  # (N, T)
+    rows = X[valid]  # (steps, F)
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    flat = std < 1e-6 * np.maximum(1.0, np.abs(mean))
+    if flat.any():
+        log.info("%s: %d feature(s) never vary in the train split (first: %d); they are centred, not scaled",
+                 path, int(flat.sum()), int(np.flatnonzero(flat)[0]))
+    std = np.where(flat, 1.0, std)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 def _validate(path: Path, X: np.ndarray, y: np.ndarray,

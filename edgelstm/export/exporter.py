@@ -149,6 +149,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
     manifest = Manifest(
         format_version=spec.FORMAT_VERSION, model=info, labels=tuple(ckpt.classes),
         preprocess=mf.preprocess(model, ckpt.data, size) if size is not None else None,
+        features=mf.feature_norm(model),
         temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size),
         artifacts=tuple(artifacts), source_checkpoint_sha256=ckpt.sha256, parity=(), versions=mf.versions(),
         created=mf.now(), data_source=ckpt.data.source)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from edgelstm.errors import UsageError
+from edgelstm.models.lstm_classifier import LSTMVideoClassifier
 from edgelstm.models.protocols import FrameModel, StepModel, StreamingModel
 from edgelstm.spec import ModelKind
 
@@ -99,7 +100,10 @@ class StepGraph(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feats = cast(FrameModel, self.model).encode_frames(x) if self.fused else x  # (N, F); fused: a frame model
+        if self.fused:  # (N, F); fused: a frame model
+            feats = cast(FrameModel, self.model).encode_frames(x)
+        else:  # a feature model standardises its raw input in-graph; a frame model's encoder output passes
+            feats = self.model.standardize(x) if isinstance(self.model, LSTMVideoClassifier) else x
         out, (h_out, c_out) = self.model.lstm(feats.unsqueeze(1), (h, c))  # (N, 1, hidden)
         return self.model.head(out[:, 0]), h_out, c_out
 

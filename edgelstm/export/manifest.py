@@ -14,8 +14,8 @@ from typing import Any
 
 from edgelstm import __version__, spec
 from edgelstm.fsutil import sha256_file, write_text_atomic
-from edgelstm.spec import (Artifact, Backend, ColourOrder, FileHash, Manifest, ModelInfo, ModelKind, Precision,
-                           Preprocess, ResetPolicy, Role, Temporal, TensorSpec, Versions)
+from edgelstm.spec import (Artifact, Backend, ColourOrder, FeatureNorm, FileHash, Manifest, ModelInfo, ModelKind,
+                           Precision, Preprocess, ResetPolicy, Role, Temporal, TensorSpec, Versions)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def preprocess(model: Any, data: spec.DataFacts, size: tuple[int, int]) -> Prepr
     return Preprocess(size=(int(size[0]), int(size[1])), colour_order=ColourOrder.BGR,
                       mean=tuple(float(v) for v in norm.mean), std=tuple(float(v) for v in norm.std),  # type: ignore[arg-type]
                       resize=data.resize, layout="NHWC")
+
+
+def feature_norm(model: Any) -> FeatureNorm | None:
+    """A feature model's in-graph standardisation, read from the model (the truth), or None."""
+    if not getattr(model, "standardized", False):
+        return None
+    return FeatureNorm(mean=tuple(float(-v) for v in model.feature_shift),
+                       std=tuple(float(1.0 / v) for v in model.feature_scale))
 
 
 def temporal(data: spec.DataFacts) -> Temporal:

@@ -8,9 +8,12 @@ from edgelstm.models.registry import register_model
 
 
 @register_model
-def lstm(*, input_size: int, num_classes: int, hidden_size: int = 128, num_layers: int = 1) -> LSTMVideoClassifier:
-    """The reference LSTMVideoClassifier over pre-extracted features (default for feature data)."""
-    return LSTMVideoClassifier(input_size, hidden_size, num_layers, num_classes)
+def lstm(*, input_size: int, num_classes: int, hidden_size: int = 128, num_layers: int = 1,
+         feature_mean: list[float] | None = None, feature_std: list[float] | None = None) -> LSTMVideoClassifier:
+    """The reference LSTMVideoClassifier over pre-extracted features (default for feature data), standardising
+    its input when given the training split's per-feature statistics."""
+    return LSTMVideoClassifier(input_size, hidden_size, num_layers, num_classes, feature_mean=feature_mean,
+                               feature_std=feature_std)
 
 
 @register_model

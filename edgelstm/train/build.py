@@ -13,8 +13,10 @@ from edgelstm.models.protocols import FeatureModel
 FEATURE_MODELS = frozenset({"lstm"})  # models over pre-extracted features; all others take frames
 
 
-def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The create_model kwargs for ``name`` on ``ds`` (stored in the checkpoint to rebuild it)."""
+def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None, *,
+                 standardize: bool = True) -> dict[str, Any]:
+    """The create_model kwargs for ``name`` on ``ds`` (stored in the checkpoint to rebuild it). ``standardize``:
+    a features model standardises its input with the train split's per-feature mean and std."""
     if name in model_names():
         wants_features = name in FEATURE_MODELS
         if wants_features and ds.kind != Kind.FEATURES:
@@ -27,14 +29,17 @@ def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None
     cfg: dict[str, Any] = {"num_classes": ds.num_classes}
     if ds.kind == Kind.FEATURES:
         cfg["input_size"] = ds.feature_size
+        if standardize and ds.feature_mean is not None:
+            cfg["feature_mean"], cfg["feature_std"] = list(ds.feature_mean), list(ds.feature_std or ())
     else:
         cfg["mean"], cfg["std"] = list(ds.mean), list(ds.std)
     cfg.update(overrides or {})
     return cfg
 
 
-def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    cfg = model_config(name, ds, overrides)
+def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None, *,
+                standardize: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    cfg = model_config(name, ds, overrides, standardize=standardize)
     return create_model(name, **cfg), cfg
 
 

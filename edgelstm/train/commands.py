@@ -51,6 +51,9 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Overwrite a run already in --out."),
         click.option("--step-loss", default=0.0, show_default=True,
                      help="Weight of an extra CE at every step of a causal model."),
+        click.option("--standardize/--no-standardize", default=True, show_default=True,
+                     help="Features data: standardise each feature with its train-split mean and std, in the model "
+                          "(so in the checkpoint and every exported graph)."),
         click.option("--stream-pairs", is_flag=True,
                      help="Causal models: also train on pairs of clips back to back with no state reset, so the "
                           "model lets go of the last action on a continuous stream."),
@@ -67,7 +70,7 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
     return TrainConfig(model=model, out=Path(kw["out"]), data=data, epochs=kw["epochs"], batch_size=kw["batch_size"],
                        lr=kw["lr"], schedule=kw["schedule"], seed=kw["seed"], threads=kw["threads"],
                        resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
-                       stream_pairs=kw["stream_pairs"])
+                       stream_pairs=kw["stream_pairs"], standardize=kw["standardize"])
 
 
 def _check_out(cfg: Any, *, teacher: str | None = None) -> None:

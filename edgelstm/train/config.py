@@ -51,6 +51,7 @@ class TrainConfig:
     out: Path
     data: DataConfig = DataConfig()
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the registry defaults
+    standardize: bool = True  # features data: per-feature mean/std of the train split, applied in the model
     epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3

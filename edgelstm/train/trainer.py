@@ -313,7 +313,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> RunResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     ds = dataset or resolve_dataset(cfg.data, seed=cfg.seed)
-    model, mcfg = build_model(cfg.model, ds, cfg.model_kwargs)
+    model, mcfg = build_model(cfg.model, ds, cfg.model_kwargs, standardize=cfg.standardize)
     return fit(model, cfg.model, mcfg, ds, cfg, supervised_loss(cfg), meta={"objective": "supervised"})
 
 
@@ -418,7 +418,7 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig, dataset: Dataset | None = Non
     d = _setup_dist()
     t_logits, t_feats = teacher_outputs(teacher.model.to(d.device), dataset["train"], device=d.device)
     teacher.model.cpu()
-    model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs)
+    model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs, standardize=cfg.standardize)
     proj = None
     if dcfg.feature_weight > 0:
         proj = nn.Linear(getattr(model, "hidden_size", step_feature_size(model)), t_feats.shape[1]).to(d.device)
