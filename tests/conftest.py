@@ -6,10 +6,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent / "runtime"))  # toy_bundle, fakes: shared by runtime/ and measure/ tests
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,3 +61,22 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> BaseVenv:
                         str(src)], capture_output=True, text=True, timeout=900, env=env, cwd=home)
     assert r.returncode == 0, r.stderr[-3000:]
     return BaseVenv(venv, env, home)
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A hand-built frame-model bundle (tests/runtime/toy_bundle.py) with ONNX and OpenVINO artefacts and a fused
+    graph; the graph takes RGB."""
+    from toy_bundle import make_toy_bundle
+
+    return make_toy_bundle(tmp_path_factory.mktemp("toy") / "bundle", openvino=True, fused=True)
+
+
+@pytest.fixture(scope="session")
+def toy_features(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A feature model whose state turns NaN when the first feature is negative."""
+    from toy_bundle import make_toy_bundle
+
+    from edgelstm.spec import ModelKind
+
+    return make_toy_bundle(tmp_path_factory.mktemp("toyf") / "bundle", kind=ModelKind.FEATURES, poison=True)
