@@ -133,25 +133,73 @@ def train(model: str | None, **kw: Any) -> None:
     _report(run(cfg))
 
 
+def _three(option: str, text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    from edgelstm.errors import UsageError
+
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3:
+        raise UsageError(f"{option} '{text}'", expected="three comma-separated numbers (R,G,B on the 0..1 scale)",
+                         fix=f"pass e.g. {option} 0.43,0.39,0.38")
+    return vals  # type: ignore[return-value]
+
+
+def _teacher_options(kw: dict[str, Any]):  # noqa: ANN202
+    from edgelstm.train.teachers import ContractOptions, Layout, TeacherOptions
+
+    contract = ContractOptions(size=parse_size(kw["teacher_size"]) if kw["teacher_size"] else None,
+                               clip_len=kw["teacher_clip_len"],
+                               layout=Layout(kw["teacher_layout"]) if kw["teacher_layout"] else None,
+                               mean=_three("--teacher-mean", kw["teacher_mean"]),
+                               std=_three("--teacher-std", kw["teacher_std"]), bgr=kw["teacher_bgr"])
+    return TeacherOptions(weights=kw["teacher_weights"], contract=contract,
+                          class_map=Path(kw["teacher_classes"]) if kw["teacher_classes"] else None)
+
+
+_TEACHER_HELP = ("The teacher: a run checkpoint (RUN/best.pt); torchvision:NAME (r3d_18, mc3_18, r2plus1d_18, s3d, "
+                 "mvit_v1_b, mvit_v2_s, swin3d_t, swin3d_s) with --teacher-weights; path/to/file.py:factory or "
+                 "package.module:factory (YOUR CODE: edgelstm imports and runs it because you name it here); a "
+                 "TorchScript file or an exported program (.pt2), also code you trust; or a .onnx model.")
+
+
 @click.command()
-@click.option("--teacher", required=True, type=click.Path(dir_okay=False), help="Teacher checkpoint (RUN/best.pt).")
+@click.option("--teacher", required=True, help=_TEACHER_HELP)
+@click.option("--teacher-weights", default=None,
+              help="torchvision:NAME or a Python factory: a state_dict file (loaded with weights_only=True; nothing "
+                   "is ever downloaded). 'random': random weights, for tests and smoke runs only.")
+@click.option("--teacher-classes", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="JSON map: dataset class name -> teacher class index or name (e.g. a Kinetics-400 teacher on a "
+                   "subset). Without it the teacher's classes must be the dataset's.")
+@click.option("--teacher-size", default=None, help="Teacher input H,W [default: its own, or the data's].")
+@click.option("--teacher-clip-len", default=None, type=int, help="Teacher frames per clip [default: its own].")
+@click.option("--teacher-layout", default=None, type=click.Choice(["NCTHW", "NTCHW", "NTHWC"]),
+              help="Teacher input layout [default: its own, else NCTHW].")
+@click.option("--teacher-mean", default=None, help="Teacher per-channel mean R,G,B on 0..1 [default: its own].")
+@click.option("--teacher-std", default=None, help="Teacher per-channel std R,G,B on 0..1 [default: its own].")
+@click.option("--teacher-bgr/--teacher-rgb", default=None, help="Teacher channel order [default: its own, RGB].")
 @click.option("--student", default="student", show_default=True, help="Registered student model.")
 @click.option("--alpha", default=0.5, show_default=True, help="Weight of hard-label CE (1-alpha: soft targets).")
 @click.option("--temperature", default=4.0, show_default=True)
 @click.option("--step-weighting", type=click.Choice(["uniform", "linear"]), default="uniform", show_default=True,
               help="How the student's time steps are weighted in the loss.")
 @click.option("--feature-weight", default=0.0, show_default=True,
-              help="Weight of matching the teacher's final features (0: off).")
+              help="Weight of matching the teacher's final features (0: off; checkpoint teachers only).")
 @_training_options
 def distill(teacher: str, student: str, alpha: float, temperature: float, step_weighting: str,
             feature_weight: float, **kw: Any) -> None:
-    """Distill a teacher checkpoint into a small causal student, at every time step."""
+    """Distill a teacher (a checkpoint, a torchvision video model, your own module, TorchScript, .pt2 or ONNX)
+    into a small causal student, at every time step. Teacher outputs are cached under --cache-dir."""
     from edgelstm.train.config import DistillConfig
     from edgelstm.train.trainer import distill as run
 
-    dcfg = DistillConfig(teacher=Path(teacher), alpha=alpha, temperature=temperature, step_weighting=step_weighting,
-                         feature_weight=feature_weight, stream_pairs=kw["stream_pairs"])
-    cfg = _configs(student, kw)
-    _check_out(cfg, teacher=teacher)
+    dcfg = DistillConfig(teacher=teacher, alpha=alpha, temperature=temperature, step_weighting=step_weighting,
+                         feature_weight=feature_weight, stream_pairs=kw["stream_pairs"],
+                         teacher_options=_teacher_options(kw))
+    cfg = _configs(student, {k: v for k, v in kw.items() if not k.startswith("teacher_")})
+    _check_out(cfg, teacher=teacher if Path(teacher).exists() else None)
     _check_resume(cfg, default_size=None)  # unset --size: the teacher's
     _report(run(cfg, dcfg))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import UsageError
+from edgelstm.train.teachers import TeacherOptions
 
 
 def _at_least(option: str, value: int, low: int, fix: str) -> None:
@@ -81,12 +82,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: Path                  # a teacher checkpoint (RUN/best.pt)
+    teacher: Path | str            # a checkpoint (RUN/best.pt) or any SPEC of edgelstm.train.teachers
     alpha: float = 0.5             # weight of hard-label CE; 1 - alpha goes to the soft-target KL
     temperature: float = 4.0
     step_weighting: str = "uniform"  # "uniform" or "linear" (later steps count more) over the student's steps
     feature_weight: float = 0.0    # MSE between the student's last hidden state (projected) and the teacher's
     stream_pairs: bool = False     # also train on two clips back to back (no state reset), labelled per segment
+    teacher_options: TeacherOptions = TeacherOptions()  # --teacher-weights, --teacher-classes, its input contract
 
     def __post_init__(self) -> None:
         _finite("--alpha", self.alpha, low=0.0, low_ok=True, high=1.0, fix="pass a weight in [0, 1], e.g. --alpha 0.5")
