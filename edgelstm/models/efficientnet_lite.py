@@ -30,11 +30,13 @@ class SameConv(nn.Conv2d):
     than at the top/left, which the converted weights were trained with (symmetric padding shifts every map)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads: list[int] = []
+        pads: list[int] = []  # F.pad order: left, right, top, bottom
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
             total = max((-(-int(size) // s) - 1) * s + k - int(size), 0)
             pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads) if any(pads) else x)
+        if pads[0] == pads[1] and pads[2] == pads[3]:  # symmetric (stride 1, or an odd size): the conv's own padding
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups)
+        return super().forward(F.pad(x, pads))  # one more row/column at the bottom/right: an explicit Pad
 
 
 def conv_bn_relu6(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
