@@ -20,14 +20,13 @@ did not create, except a folder of its own kind under ``--force``.
   regular file or new), and the link itself is kept. **Block devices, folders and sockets** are never
   opened for writing: refused.
 - **Publishing a new folder never replaces one that appeared meanwhile**: the final rename is a
-  no-replace rename (``renameat2(RENAME_NOREPLACE)`` on Linux; elsewhere an exclusive ``mkdir`` claim
-  then a rename onto that empty folder), so of two exports racing to one ``--out``, one fails.
+  no-replace rename (:mod:`edgelstm.noreplace`: ``renameat2(RENAME_NOREPLACE)`` on Linux, else an
+  exclusive ``mkdir`` claim), so of two exports racing to one ``--out``, one fails.
 - SIGTERM during a write cleans up the temporary file or folder, as Ctrl-C does.
 """
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import json
@@ -42,6 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from edgelstm.errors import EdgeLSTMError, UsageError
+from edgelstm.noreplace import rename_noreplace
 
 MARKER_NAME = ".edgelstm"
 
@@ -376,46 +376,6 @@ def _publish(stage: Path, dest: Path, *, kind: OutputKind, force: bool) -> None:
         raise EdgeLSTMError(f"'{dest}' appeared while this command was writing it (another command writing the "
                             "same --out?); it was left as it is and nothing was written", path=None,
                             fix="run one command per --out, or pass --force to replace it") from None
-
-
-def rename_noreplace(src: str | Path, dst: str | Path) -> None:
-    """Rename ``src`` to ``dst``, failing with FileExistsError if ``dst`` exists (even appearing meanwhile)."""
-    src, dst = os.fspath(src), os.fspath(dst)
-    if _renameat2(src, dst):
-        return
-    if os.path.isdir(src):
-        try:
-            os.mkdir(dst)  # an exclusive claim: of two racing publishers, one gets it
-        except FileExistsError:
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from None
-        try:
-            os.rename(src, dst)  # onto the empty folder just made
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.rmdir(dst)
-            raise
-    else:
-        os.link(src, dst)  # fails if dst exists
-        os.unlink(src)
-
-
-_RENAME_NOREPLACE, _AT_FDCWD = 1, -100
-
-
-def _renameat2(src: str, dst: str) -> bool:
-    """renameat2(RENAME_NOREPLACE): True if done, False if unavailable here; raises FileExistsError."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM) and not os.path.lexists(dst):
-        return False  # the filesystem or kernel lacks the flag: use the fallback
-    if err == errno.EEXIST:
-        raise FileExistsError(err, os.strerror(err), dst)
-    raise OSError(err, os.strerror(err), src)
 
 
 def _disk_error(dest: Path, e: OSError) -> EdgeLSTMError:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.command("quickstart")
@@ -26,12 +30,9 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     """Train, distill, export, quantize, demo and profile on the built-in synthetic dataset (no download)."""
     from rich.console import Console
 
-    from edgelstm.errors import SourceError
     from edgelstm.export import export_bundle
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
-    from edgelstm.runtime.commands import print_summary
-    from edgelstm.runtime.demo import DemoOptions, run_demo
     from edgelstm.train.pipeline import train_stage
 
     _prepare_out(out)
@@ -60,12 +61,7 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     stage("3/4 demo on the synthetic camera (headless), recording an annotated clip")
     t = time.perf_counter()
     video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    shown = run_demo(bundle, ("synthetic",), DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames),
-                     notify=lambda line: click.echo(line, err=True))
-    if shown.summary is not None:
-        print_summary(shown)
-    if shown.error:
-        raise SourceError(shown.error)
+    _demo(bundle, video, jsonl, demo_frames)
     times["demo"] = time.perf_counter() - t
 
     stage("4/4 profile the bundle in the live loop (every configuration usable here)")
@@ -77,12 +73,31 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     write_text_atomic(prof_json, prof.json_text())
     prof.plot(prof_png)
 
-    total = time.perf_counter() - t0
+    _print_done(console, bundle, video, jsonl, (prof_json, prof_png), times, total=time.perf_counter() - t0)
+
+
+def _demo(bundle: Path, video: Path, jsonl: Path, demo_frames: int) -> None:
+    """The demo stage: headless on the synthetic camera, recording ``video`` and the decisions in ``jsonl``."""
+    from edgelstm.errors import SourceError
+    from edgelstm.runtime.commands import print_summary
+    from edgelstm.runtime.demo import DemoOptions, run_demo
+
+    shown = run_demo(bundle, ("synthetic",), DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames),
+                     notify=lambda line: click.echo(line, err=True))
+    if shown.summary is not None:
+        print_summary(shown)
+    if shown.error:
+        raise SourceError(shown.error)
+
+
+def _print_done(console: Console, bundle: Path, video: Path, jsonl: Path, profile: tuple[Path, Path],
+                times: dict[str, float], *, total: float) -> None:
+    """Where everything the quickstart made lies, and how long each stage took."""
     console.rule("[bold green]done[/]")
     console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0)")
     console.print(f"Annotated demo:    {video}")
     console.print(f"Demo decisions:    {jsonl}")
-    console.print(f"Profile:           {prof_json}, {prof_png}")
+    console.print(f"Profile:           {profile[0]}, {profile[1]}")
     console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
                   + f"; total {total:.0f} s")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgelstm import fsutil
+from edgelstm import fsutil, noreplace
 from edgelstm.errors import EdgeLSTMError, UsageError
 from edgelstm.fsutil import (
     MARKER_NAME,
@@ -110,19 +110,19 @@ def test_two_processes_racing_to_one_out_one_fails(tmp_path: Path) -> None:
 
 
 def test_fallback_noreplace_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fsutil, "_renameat2", lambda src, dst: False)
+    monkeypatch.setattr(noreplace, "_renameat2", lambda src, dst: False)
     (tmp_path / "s").mkdir()
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("keep")
     with pytest.raises(FileExistsError):
-        fsutil.rename_noreplace(tmp_path / "s", tmp_path / "d")
+        noreplace.rename_noreplace(tmp_path / "s", tmp_path / "d")
     (tmp_path / "f").write_text("new")
     (tmp_path / "g").write_text("old")
     with pytest.raises(FileExistsError):
-        fsutil.rename_noreplace(tmp_path / "f", tmp_path / "g")
+        noreplace.rename_noreplace(tmp_path / "f", tmp_path / "g")
     assert (tmp_path / "g").read_text() == "old" and (tmp_path / "d" / "x").read_text() == "keep"
-    fsutil.rename_noreplace(tmp_path / "s", tmp_path / "t")
-    fsutil.rename_noreplace(tmp_path / "f", tmp_path / "h")
+    noreplace.rename_noreplace(tmp_path / "s", tmp_path / "t")
+    noreplace.rename_noreplace(tmp_path / "f", tmp_path / "h")
     assert (tmp_path / "t").is_dir() and (tmp_path / "h").read_text() == "new"
     assert not (tmp_path / "s").exists() and not (tmp_path / "f").exists()
 

@@ -21,6 +21,25 @@ SPARSE_LABEL_FACTOR = 4
 
 
 def load_features(path: Path, opts: LoadOptions) -> Dataset:
+    X, y, lengths, classes, split, fps, stride = _read_npz(path)
+    X, y, lengths = _validate(path, X, y, lengths)
+    classes = _class_names(path, y, classes)
+    index = _split_index(path, y, split, opts)
+    splits = {}
+    for s, idx in index.items():
+        ln = lengths[idx] if lengths is not None else None
+        splits[s] = Split(X[idx], y[idx], ln)
+    mean, std = feature_stats(splits["train"], path)
+    return Dataset(kind=Kind.FEATURES, classes=tuple(classes), splits=splits, source=str(path),
+                   clip_len=X.shape[1], feature_size=X.shape[2], fps=fps, stride=stride,
+                   feature_mean=mean, feature_std=std)
+
+
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str] | None, np.ndarray | None, float, int]
+
+
+def _read_npz(path: Path) -> _Arrays:
+    """The arrays of the .npz, unchecked: X, y, lengths, classes, split (None where absent), fps and stride."""
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
@@ -43,8 +62,11 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
             raise DataError(f"holds an array that needs pickle to load ({e})",
                             expected="plain numeric and string arrays",
                             fix="save class names as a str array: np.array(names, dtype=str)", path=path) from None
-    X, y, lengths = _validate(path, X, y, lengths)
-    n = len(y)
+    return X, y, lengths, classes, split, fps, stride
+
+
+def _class_names(path: Path, y: np.ndarray, classes: list[str] | None) -> list[str]:
+    """The 'classes' array, or 0..max(y) without one (refusing sparse ids); every label must name a class."""
     if classes is None:
         implied, distinct = int(y.max()) + 1, len(np.unique(y))
         if y.min() >= 0 and implied > SPARSE_LABEL_FACTOR * distinct:
@@ -55,10 +77,16 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
                             fix="renumber y to 0..K-1 (np.unique(y, return_inverse=True)[1]) or save a 'classes' "
                                 "array", path=path)
         classes = [str(i) for i in range(implied)]
-    if n and (y.min() < 0 or y.max() >= len(classes)):
+    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
         bad = int(y[(y < 0) | (y >= len(classes))][0])
         raise DataError(f"label {bad} is outside the class list (0..{len(classes) - 1})",
                         expected="y in 0..len(classes)-1", fix="fix y or the 'classes' array", path=path)
+    return classes
+
+
+def _split_index(path: Path, y: np.ndarray, split: np.ndarray | None, opts: LoadOptions) -> dict[str, np.ndarray]:
+    """Row indices of each split: the 'split' array's, with val (and test) carved where it names none."""
+    n = len(y)
     if split is not None:
         if split.shape != (n,):
             raise DataError(f"'split' has shape {split.shape}", expected=f"({n},) like y", path=path)
@@ -82,14 +110,7 @@ def load_features(path: Path, opts: LoadOptions) -> Dataset:
                             expected="at least one sequence in train and in val",
                             fix="mark some rows 'val' in 'split', or add sequences (each class needs a few to carve "
                                 "val from)", path=path)
-    splits = {}
-    for s, idx in index.items():
-        ln = lengths[idx] if lengths is not None else None
-        splits[s] = Split(X[idx], y[idx], ln)
-    mean, std = feature_stats(splits["train"], path)
-    return Dataset(kind=Kind.FEATURES, classes=tuple(classes), splits=splits, source=str(path),
-                   clip_len=X.shape[1], feature_size=X.shape[2], fps=fps, stride=stride,
-                   feature_mean=mean, feature_std=std)
+    return index
 
 
 def feature_stats(train: Split, path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -54,15 +54,7 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
     """
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     m = b.manifest
-    if m.model.kind != ModelKind.FRAMES or m.preprocess is None:
-        raise UsageError("profile runs frame models in the camera loop; this bundle takes pre-extracted features",
-                         expected="a bundle exported from a frame model (student, student_tiny)",
-                         fix="measure a feature model with `edgelstm eval BUNDLE --data FEATURES.npz`")
-    for name, value, low in (("frames", frames, 5), ("streams", streams, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise UsageError(f"{name}={value!r}", expected=f"an integer >= {low}", fix=f"pass --{name} {max(low, 1)}")
-    if not fps > 0:
-        raise UsageError(f"fps={fps!r}", expected="a camera rate > 0", fix="pass --fps 30")
+    _check_profilable(b, frames=frames, streams=streams, warmup=warmup, fps=fps)
     s = Settings(frames, warmup, fps, source, streams, clip_len or m.temporal.clip_len, threads, baselines, stop)
     notes: list[str] = []
     if configs is None:
@@ -72,14 +64,7 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
                          fix="run `edgelstm devices`; check the bundle has artefacts for the chosen backend")
     say = progress or (lambda msg: log.info("%s", msg))
     camera = render_frames(32) if source == "synthetic" else []
-    report = ProfileReport(str(b.path), _model_info(b), machine_info(),
-                           {"frames": frames, "warmup": warmup, "fps": fps, "source": source if source !=
-                            "synthetic" else "the synthetic camera (640x480, replayed)", "streams": streams,
-                            "clip_len": s.clip_len, "threads": threads}, notes=notes)
-    say_int8 = _int8_notes(b, configs, streams)
-    for note in say_int8:
-        if note not in report.notes:
-            report.notes.append(note)
+    report = _new_report(b, s, configs, notes)
     done = "configurations"
     try:
         for cfg in configs:
@@ -109,6 +94,32 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
     except Interrupted:
         report.interrupted = f"stopped during {done.removeprefix('profiling ')}; {len(report.rows)} row(s) complete"
         log.warning("profile %s", report.interrupted)
+    return report
+
+
+def _check_profilable(b: Bundle, *, frames: int, streams: int, warmup: int, fps: float) -> None:
+    """Refuse a bundle the camera loop cannot run (a feature model) and out-of-range settings."""
+    m = b.manifest
+    if m.model.kind != ModelKind.FRAMES or m.preprocess is None:
+        raise UsageError("profile runs frame models in the camera loop; this bundle takes pre-extracted features",
+                         expected="a bundle exported from a frame model (student, student_tiny)",
+                         fix="measure a feature model with `edgelstm eval BUNDLE --data FEATURES.npz`")
+    for name, value, low in (("frames", frames, 5), ("streams", streams, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UsageError(f"{name}={value!r}", expected=f"an integer >= {low}", fix=f"pass --{name} {max(low, 1)}")
+    if not fps > 0:
+        raise UsageError(f"fps={fps!r}", expected="a camera rate > 0", fix="pass --fps 30")
+
+
+def _new_report(b: Bundle, s: Settings, configs: Sequence[ProfileConfig], notes: list[str]) -> ProfileReport:
+    """An empty report: the model, the machine, the settings, and the notes so far (INT8's among them)."""
+    report = ProfileReport(str(b.path), _model_info(b), machine_info(),
+                           {"frames": s.frames, "warmup": s.warmup, "fps": s.fps, "source": s.source if s.source !=
+                            "synthetic" else "the synthetic camera (640x480, replayed)", "streams": s.streams,
+                            "clip_len": s.clip_len, "threads": s.threads}, notes=notes)
+    for note in _int8_notes(b, configs, s.streams):
+        if note not in report.notes:
+            report.notes.append(note)
     return report
 
 
