@@ -9,7 +9,6 @@ file (a state_dict, loaded with ``weights_only=True``); ``imagenet`` names the L
 from __future__ import annotations
 
 import logging
-import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from edgelstm.errors import CheckpointError, UsageError, unknown_choice
 from edgelstm.models.clip_models import IMAGENET_MEAN, IMAGENET_STD
 from edgelstm.models.efficientnet_lite import LITE0_NORM, convert_state_dict, imagenet_weights_file, lite0_features
 from edgelstm.models.encoders import MobileEncoder, TinyEncoder, WideEncoder
+from edgelstm.models.tv import import_torchvision
 
 log = logging.getLogger(__name__)
 
@@ -50,38 +50,11 @@ class EncoderSpec:
     head: tuple[str, ...] = ()             # key prefixes of the original classifier, dropped on load
 
 
-_KEEP: list[Any] = []  # torch.library registrations made by _torchvision()
-
-
-def _torchvision() -> Any:
-    """``import torchvision``. PyPI's torchvision wheels are built against CUDA torch; next to the CPU torch wheel
-    this project pins, their compiled ops (nms, roi_align: detection only) fail to load and torchvision 0.28's
-    import stops at registering a fake kernel for ``torchvision::nms``. The architectures used here are pure
-    Python, so declare the two op schemas it needs and import again (logged: detection ops stay unavailable)."""
-    try:
-        import torchvision
-    except ModuleNotFoundError:
-        raise UsageError("torchvision is not installed", expected="torchvision for this --encoder",
-                         fix="pip install 'edgelstm[train]' (or pick --encoder mobile / efficientnet_lite0)") from None
-    except RuntimeError as e:
-        if "torchvision::nms does not exist" not in str(e):
-            raise
-        log.warning("torchvision's compiled ops do not match this torch build (%s); its model definitions work "
-                    "without them: declaring torchvision::nms/qnms so it imports", torch.__version__)
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        lib = torch.library.Library("torchvision", "FRAGMENT")
-        for op in ("nms", "qnms"):
-            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP.append(lib)  # a Library's definitions live as long as the object
-        import torchvision
-    return torchvision
-
-
-
 def _tv(name: str, trunk: Callable[[Any], nn.Module], channels: int) -> Callable[[], tuple[nn.Module, int]]:
     def build() -> tuple[nn.Module, int]:
-        net = getattr(_torchvision().models, name)(weights=None)
+        tv = import_torchvision("this --encoder",
+                                fix="pip install 'edgelstm[train]' (or pick --encoder mobile / efficientnet_lite0)")
+        net = getattr(tv.models, name)(weights=None)
         return trunk(net), channels
     return build
 

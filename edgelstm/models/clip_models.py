@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgelstm.models.encoders import _Encoder
+from edgelstm.models.encoders import Encoder
 from edgelstm.models.lstm_classifier import State, last_valid
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +42,7 @@ class FrameNorm(nn.Module):
 class _ClipModel(nn.Module):
     causal = False
 
-    def __init__(self, encoder: _Encoder, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, encoder: Encoder, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.norm = FrameNorm(mean, std)
         self.encoder = encoder
@@ -63,7 +63,7 @@ class StreamingClipModel(_ClipModel):
 
     causal = True
 
-    def __init__(self, encoder: _Encoder, hidden_size: int, num_layers: int, num_classes: int,
+    def __init__(self, encoder: Encoder, hidden_size: int, num_layers: int, num_classes: int,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__(encoder, mean, std)
         self.hidden_size, self.num_layers = hidden_size, num_layers
@@ -90,7 +90,7 @@ class StreamingClipModel(_ClipModel):
 class BiLSTMClipModel(_ClipModel):
     """The teacher: wider encoder, stacked (optionally bidirectional) LSTM. Sees the whole clip; never streams."""
 
-    def __init__(self, encoder: _Encoder, hidden_size: int, num_layers: int, num_classes: int,
+    def __init__(self, encoder: Encoder, hidden_size: int, num_layers: int, num_classes: int,
                  bidirectional: bool = True,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__(encoder, mean, std)
@@ -120,7 +120,7 @@ class BiLSTMClipModel(_ClipModel):
 class PoolingClipModel(_ClipModel):
     """The order-free baseline: the same encoder, features averaged over time, no LSTM."""
 
-    def __init__(self, encoder: _Encoder, num_classes: int,
+    def __init__(self, encoder: Encoder, num_classes: int,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__(encoder, mean, std)
         self.head = nn.Linear(encoder.feature_size, num_classes)

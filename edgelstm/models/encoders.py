@@ -18,7 +18,10 @@ def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -
     )
 
 
-class _Encoder(nn.Module):
+class Encoder(nn.Module):
+    """The base of edgelstm's own encoders: ``body`` (its blocks), pooling to a ``grid`` x ``grid`` map, projection
+    to ``feature_size``."""
+
     feature_size: int
 
     def __init__(self, body: nn.Module, channels: int, feature_size: int, grid: int) -> None:
@@ -32,7 +35,7 @@ class _Encoder(nn.Module):
         return self.proj(self.pool(self.body(x)))
 
 
-class TinyEncoder(_Encoder):
+class TinyEncoder(Encoder):
     """Two strided convolutions: for tests and smoke runs."""
 
     def __init__(self, width: int = 8, feature_size: int = 16, grid: int = 2) -> None:
@@ -40,7 +43,7 @@ class TinyEncoder(_Encoder):
         super().__init__(body, 2 * width, feature_size, grid)
 
 
-class MobileEncoder(_Encoder):
+class MobileEncoder(Encoder):
     """MobileNet-like: a strided stem, then depthwise-separable blocks. For students."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 64), strides: tuple[int, ...] = (2, 2, 2, 1),
@@ -51,7 +54,7 @@ class MobileEncoder(_Encoder):
         super().__init__(nn.Sequential(*layers), widths[-1], feature_size, grid)
 
 
-class WideEncoder(_Encoder):
+class WideEncoder(Encoder):
     """Plain 3x3 convolutions, wider: for teachers."""
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 128), strides: tuple[int, ...] = (2, 2, 2, 1),

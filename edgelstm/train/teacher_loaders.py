@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from edgelstm.errors import CheckpointError, UsageError, closest
 from edgelstm.fsutil import sha256_file
+from edgelstm.models.tv import import_torchvision
 from edgelstm.train.teachers import (InputDtype, Layout, Teacher, TeacherInput, TeacherKind, TeacherOptions)
 
 log = logging.getLogger(__name__)
@@ -153,28 +153,12 @@ TORCHVISION: dict[str, _Video] = {
 
 
 def video_models() -> types.ModuleType:
-    """``torchvision.models.video``. The torchvision wheel on PyPI is built against CUDA torch: with a CPU build
-    of torch its compiled ops (nms, roi_align ...) fail to register and ``import torchvision`` raises. The video
-    classifiers are plain torch modules that use none of those ops, so then only torchvision's Python model code is
-    imported (the package's ``__init__``, which registers the ops, is skipped)."""
-    try:
-        import torchvision.models.video as video
-        return video
-    except ModuleNotFoundError:
-        raise UsageError("torchvision is not installed", expected="torchvision for torchvision:NAME teachers",
-                         fix="pip install 'edgelstm[train]' (it pins torchvision==0.28.0 with torch 2.13.0)") from None
-    except (RuntimeError, OSError, ImportError) as e:
-        log.info("torchvision's compiled ops do not load with this torch (%s); importing its Python video models "
-                 "only", str(e)[:120])
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]  # the half-imported package
-    spec = importlib.util.find_spec("torchvision")
-    assert spec is not None and spec.submodule_search_locations is not None  # found above
-    pkg = types.ModuleType("torchvision")
-    pkg.__path__ = list(spec.submodule_search_locations)
-    pkg.__spec__ = spec
-    sys.modules["torchvision"] = pkg
-    return importlib.import_module("torchvision.models.video")
+    """``torchvision.models.video``, imported through :func:`edgelstm.models.tv.import_torchvision` (the one
+    workaround for PyPI's CUDA-built torchvision next to a CPU torch)."""
+    tv = import_torchvision("torchvision:NAME teachers",
+                            fix="pip install 'edgelstm[train]' (it pins torchvision==0.28.0 with torch 2.13.0)")
+    video: types.ModuleType = tv.models.video
+    return video
 
 
 def torchvision_weights(name: str) -> Any:
@@ -249,10 +233,10 @@ def load_python(spec: str, options: TeacherOptions, default: TeacherInput) -> Te
     log.warning("running user code: %s (--teacher)", spec)
     model = factory()
     if not isinstance(model, nn.Module):
-        raise UsageError(f"--teacher {spec}: the factory returned a {type(model).__name__}",
+        raise UsageError(f"--teacher {spec}: the factory returned an object of type {type(model).__name__}",
                          expected="a torch.nn.Module", fix=f"make {factory_name}() return the model")
-    identity: dict[str, Any] = {"code": sha256_file(module.__file__) if getattr(module, "__file__", None) else where,
-                                "factory": factory_name}
+    code_file: str | None = getattr(module, "__file__", None)  # None for a namespace package
+    identity: dict[str, Any] = {"code": sha256_file(code_file) if code_file else where, "factory": factory_name}
     if options.weights is None:
         log.warning("--teacher %s without --teacher-weights: the weights are whatever %s() returns",
                     spec, factory_name)

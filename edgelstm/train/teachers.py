@@ -12,31 +12,32 @@ the one place that dispatches on it):
   user trusts, like the above;
 - an ``.onnx`` model run with onnxruntime (a TensorFlow/Keras teacher converted to ONNX, for example).
 
-Teacher outputs are computed once per clip and cached (:func:`teacher_outputs`), keyed by the teacher's
-files, its input contract, the class map and the exact training clips, so epochs never re-run the teacher.
+Teacher outputs are computed once per clip and cached (:mod:`edgelstm.train.teacher_cache`), keyed by the
+teacher's files, its input contract and the exact training clips, so epochs never re-run the teacher.
 The loaders live in :mod:`edgelstm.train.teacher_loaders`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgelstm.errors import UsageError, closest
 from edgelstm.spec import ColourOrder
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import torch
 
-CACHE_VERSION = 1
+    from edgelstm.data import Dataset
+    from edgelstm.train.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 
 class Layout(StrEnum):
@@ -275,141 +276,27 @@ def _teacher_index(teacher: Teacher, value: Any, num_outputs: int, class_map: Pa
                      fix="check the teacher's class list (torchvision: the weights' meta['categories'])")
 
 
-# --- outputs, computed once and cached ----------------------------------------------------------------
-@dataclass(frozen=True)
-class TeacherOutputs:
-    logits: np.ndarray                 # (N, K) over the dataset's classes
-    features: np.ndarray | None        # (N, D), checkpoint teachers only
-    from_cache: bool
-    clips_per_s: float
-
-
-def cache_root(cache_dir: Path | None) -> Path:
-    from edgelstm.data.folders import default_cache_dir
-
-    return Path(cache_dir or default_cache_dir()) / "teachers"
-
-
-def cache_key(teacher: Teacher, X: np.ndarray, lengths: np.ndarray | None, *, features: bool) -> str:
-    """The teacher (file digests), its contract and every byte of the clips it sees."""
-    h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, teacher.kind, teacher.identity, asdict(teacher.contract),
-                         features, list(X.shape), str(X.dtype)],
-                        sort_keys=True, default=str).encode())
-    for i in range(0, len(X), 256):
-        h.update(np.ascontiguousarray(X[i:i + 256]).data)
-    if lengths is not None:
-        h.update(np.ascontiguousarray(lengths, dtype=np.int64).data)
-    return h.hexdigest()[:32]
-
-
-def teacher_outputs(teacher: Teacher, X: np.ndarray, lengths: np.ndarray | None, dataset_classes: list[str], *,
-                    class_map: Path | None = None, features: bool = False, cache_dir: Path | None = None,
-                    batch_size: int = 32, progress: bool = True) -> TeacherOutputs:
-    """Clip logits (N, K) of the dataset's classes, and features when asked: from the cache, or one pass."""
-    if features and not teacher.has_features:
-        raise UsageError(f"--feature-weight > 0 with a {teacher.kind} teacher ({teacher.spec})",
-                         expected="--feature-weight 0: only edgelstm checkpoints expose their features",
-                         fix="drop --feature-weight, or distill from a run checkpoint")
-    if not len(X):
-        raise UsageError("the training split is empty", expected="clips to run the teacher on",
-                         fix="check --data and --counts")
-    path = cache_root(cache_dir) / f"{cache_key(teacher, X, lengths, features=features)}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            log.info("teacher outputs from the cache %s (%d clips)", path, len(z["logits"]))
-            raw, f = z["logits"], z["features"]
-        return _select(teacher, raw, f if features else None, dataset_classes, class_map, True, 0.0)
-    t0 = time.perf_counter()
-    logits, feats = [], []
-    from tqdm import tqdm
-
-    with tqdm(total=len(X), desc=f"teacher {teacher.spec}", unit="clip", file=sys.stderr, leave=False,
-              disable=not (progress and sys.stderr.isatty())) as bar:
-        for i in range(0, len(X), batch_size):
-            xb, lb = X[i:i + batch_size], None if lengths is None else lengths[i:i + batch_size]
-            out, f = _run(teacher, xb, lb)
-            logits.append(out)
-            if features and f is not None:
-                feats.append(f)
-            bar.update(len(xb))
-    rate = len(X) / max(time.perf_counter() - t0, 1e-9)
-    log.info("teacher pass: %d clips at %.1f clips/s", len(X), rate)
-    raw = np.concatenate(logits).astype(np.float32)
-    f = np.concatenate(feats).astype(np.float32) if feats else np.zeros((len(raw), 0), np.float32)
-    out = _select(teacher, raw, f if features else None, dataset_classes, class_map, False, rate)
-    _save(path, raw, f)  # all the teacher's logits: another class map reuses them
-    return out
-
-
-def _select(teacher: Teacher, raw: np.ndarray, feats: np.ndarray | None, dataset_classes: list[str],
-            class_map: Path | None, cached: bool, rate: float) -> TeacherOutputs:
-    columns = class_columns(teacher, dataset_classes, raw.shape[-1], class_map)
-    return TeacherOutputs(raw if columns is None else raw[:, columns], feats, cached, rate)
-
-
-def _run(teacher: Teacher, clips: np.ndarray, lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    teacher.calls += 1
-    out, feats = teacher.run(*teacher.contract.prepare(clips, lengths, keep_lengths=teacher.uses_lengths))
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim == 3:  # per-step logits (N, T, K): the clip's output is its last step
-        out = out[:, -1]
-    if out.ndim != 2 or out.shape[0] != len(clips) or not np.isfinite(out).all():
-        raise UsageError(f"the teacher {teacher.spec} returned {out.shape} "
-                         f"{'non-finite ' if not np.isfinite(out).all() else ''}outputs for {len(clips)} clips",
-                         expected=f"finite clip logits ({len(clips)}, K)",
-                         fix="check the teacher's input contract (--teacher-size, --teacher-clip-len, "
-                             "--teacher-layout) and that it returns logits")
-    return out, None if feats is None else np.asarray(feats, dtype=np.float32)
-
-
-def _save(path: Path, logits: np.ndarray, features: np.ndarray) -> None:
-    from edgelstm.fsutil import atomic_path
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, logits=logits, features=features)
-    except OSError as e:  # a read-only cache costs a re-run next time, not this run
-        log.warning("could not cache the teacher's outputs in %s (%s)", path, e)
-
-
-def file_digest(path: str | Path) -> str:
-    from edgelstm.fsutil import sha256_file
-
-    return sha256_file(path)
-
-
 # --- what distillation needs -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DistillTargets:
-    dataset: Any                        # edgelstm.data.Dataset the student trains on
-    logits: Any                         # torch (N_train, K) teacher clip logits over the dataset's classes
-    features: Any                       # torch (N_train, D), or (N_train, 0) when not asked for
+    dataset: Dataset                    # the data the student trains on
+    logits: torch.Tensor                # (N_train, K) teacher clip logits over the dataset's classes
+    features: torch.Tensor              # (N_train, D), or (N_train, 0) when not asked for
     meta: dict[str, Any]                # what metrics.json records about the teacher
 
 
-def distill_targets(spec: str, options: TeacherOptions, data: Any, *, seed: int, dataset: Any = None,
-                    features: bool = False, progress: bool = True) -> DistillTargets:
+def distill_targets(spec: str, options: TeacherOptions, data: DataConfig, *, seed: int,
+                    dataset: Dataset | None = None, features: bool = False, progress: bool = True) -> DistillTargets:
     """Load the teacher ``spec``, the data (a checkpoint teacher's own data facts when ``data.size`` is unset) and
-    the teacher's outputs on the training split (cached)."""
+    the teacher's outputs on the training split (computed once, cached: :mod:`edgelstm.train.teacher_cache`)."""
     import torch
 
-    from edgelstm.data import load_dataset
     from edgelstm.spec import DEFAULT_SIZE
+    from edgelstm.train.teacher_cache import teacher_outputs
 
-    probe = TeacherInput(size=data.size or DEFAULT_SIZE, clip_len=data.clip_len)
-    teacher = load_teacher(spec, options, probe)
+    teacher = load_teacher(spec, options, TeacherInput(size=data.size or DEFAULT_SIZE, clip_len=data.clip_len))
     if dataset is None:
-        facts = teacher.info.get("data")
-        if facts is not None and data.size is None:
-            from edgelstm.train.evaluate import dataset_for_checkpoint
-
-            dataset = dataset_for_checkpoint(facts, data.spec, cache_dir=data.cache_dir, counts=data.counts)
-        else:
-            dataset = load_dataset(data.spec, size=data.size or DEFAULT_SIZE, clip_len=data.clip_len,
-                                   sampling=data.sampling, stride=data.stride, seed=seed, counts=data.counts,
-                                   cache_dir=data.cache_dir)
+        dataset = _dataset_for(teacher, data, seed)
     train = dataset["train"]
     if train.X.dtype != np.uint8 or train.X.ndim != 5:
         if teacher.kind != TeacherKind.CHECKPOINT:
@@ -426,18 +313,36 @@ def distill_targets(spec: str, options: TeacherOptions, data: Any, *, seed: int,
     return DistillTargets(dataset, torch.from_numpy(out.logits), torch.from_numpy(feats), meta)
 
 
-def _features_targets(teacher: Teacher, dataset: Any) -> DistillTargets:
+def _dataset_for(teacher: Teacher, data: DataConfig, seed: int) -> Dataset:
+    """A checkpoint teacher's own data facts when --size is unset; else the data as the options give it."""
+    from edgelstm.data import load_dataset
+    from edgelstm.spec import DEFAULT_SIZE
+
+    facts = teacher.info.get("data")
+    if facts is not None and data.size is None:
+        from edgelstm.train.evaluate import dataset_for_checkpoint
+
+        return dataset_for_checkpoint(facts, data.spec, cache_dir=data.cache_dir, counts=data.counts)
+    return load_dataset(data.spec, size=data.size or DEFAULT_SIZE, clip_len=data.clip_len, sampling=data.sampling,
+                        stride=data.stride, seed=seed, counts=data.counts, cache_dir=data.cache_dir)
+
+
+def _features_targets(teacher: Teacher, dataset: Dataset) -> DistillTargets:
+    """A checkpoint teacher on features data: its logits and head features, no resampling, no cache."""
     import torch
 
     train = dataset["train"]
     class_columns(teacher, list(dataset.classes), len(teacher.classes or dataset.classes), None)
-    logits, feats = [], []
+    logits: list[np.ndarray] = []
+    feats: list[np.ndarray] = []
     for i in range(0, len(train), 128):
         lens = None if train.lengths is None else train.lengths[i:i + 128]
         out, f = teacher.run(np.ascontiguousarray(train.X[i:i + 128]), lens)
         logits.append(out)
-        feats.append(f)
+        if f is not None:  # a checkpoint teacher returns its head's input with every batch
+            feats.append(f)
+    all_logits = np.concatenate(logits)
+    all_feats = np.concatenate(feats) if feats else np.zeros((len(all_logits), 0), np.float32)
     meta = {"teacher": teacher.spec, "teacher_kind": str(teacher.kind),
             **{k: v for k, v in teacher.info.items() if k != "data"}}
-    return DistillTargets(dataset, torch.from_numpy(np.concatenate(logits)),
-                          torch.from_numpy(np.concatenate(feats)), meta)
+    return DistillTargets(dataset, torch.from_numpy(all_logits), torch.from_numpy(all_feats), meta)

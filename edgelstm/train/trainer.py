@@ -229,47 +229,26 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> RunResult:
 
 
 # --- distillation --------------------------------------------------------------------------
-@torch.no_grad()
-def teacher_outputs(teacher: nn.Module, split: Any, *, batch_size: int = 128,
-                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass of the teacher over ``split``: clip logits (N, K) and the head's input features (N, D)."""
-    feats: list[torch.Tensor] = []
-    head = teacher.get_submodule("head")
-    hook = head.register_forward_hook(lambda m, i, o: feats.append(i[0].detach().float().cpu()))
-    try:
-        logits = torch.from_numpy(predict(teacher, split, batch_size=batch_size, device=device))
-    finally:
-        hook.remove()
-    return logits, torch.cat(feats)
-
-
 def distill(cfg: TrainConfig, dcfg: DistillConfig, dataset: Dataset | None = None) -> RunResult:
-    """Distill the teacher checkpoint ``dcfg.teacher`` into ``cfg.model`` on the teacher's data facts."""
-    from edgelstm.train.evaluate import dataset_for_checkpoint
+    """Distill the teacher ``dcfg.teacher`` (a checkpoint or any SPEC of :mod:`edgelstm.train.teachers`) into
+    ``cfg.model``; a checkpoint teacher's data facts choose the data when --size is unset."""
+    from edgelstm.train.teachers import distill_targets
 
-    teacher = load_checkpoint(dcfg.teacher)
     if not 0.0 <= dcfg.alpha <= 1.0 or dcfg.temperature <= 0:
         raise UsageError(f"alpha {dcfg.alpha}, temperature {dcfg.temperature}",
                          expected="0 <= alpha <= 1 and temperature > 0")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    if dataset is None:
-        dataset = dataset_for_checkpoint(teacher.data, cfg.data.spec, cache_dir=cfg.data.cache_dir,
-                                         counts=cfg.data.counts) if cfg.data.size is None else \
-            resolve_dataset(cfg.data, seed=cfg.seed)
-    if list(teacher.classes) != list(dataset.classes):
-        raise UsageError("the teacher was trained on other classes than this dataset's",
-                         expected=", ".join(dataset.classes[:5]) + ", ...", fix="distill on the teacher's dataset")
     d = setup_dist()
-    t_logits, t_feats = teacher_outputs(teacher.model.to(d.device), dataset["train"], device=d.device)
-    teacher.model.cpu()
+    options = dataclasses.replace(dcfg.teacher_options, device=str(d.device))
+    targets = distill_targets(str(dcfg.teacher), options, cfg.data, seed=cfg.seed, dataset=dataset,
+                              features=dcfg.feature_weight > 0, progress=cfg.progress and d.main)
+    dataset, t_logits, t_feats = targets.dataset, targets.logits, targets.features
     model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs, standardize=cfg.standardize)
     proj = None
     if dcfg.feature_weight > 0:
         proj = nn.Linear(getattr(model, "hidden_size", step_feature_size(model)), t_feats.shape[1]).to(d.device)
     loss = distill_loss(dcfg, t_logits, t_feats, proj, cfg.label_smoothing)
-    teacher_test = teacher.metrics.get("val_accuracy")
-    meta = {"objective": "distill", "distill": _jsonable_config(dcfg), "teacher_sha256": teacher.sha256,
-            "teacher_val_accuracy": teacher_test}
+    meta = {"objective": "distill", "distill": _jsonable_config(dcfg), **targets.meta}
     return fit(model, cfg.model, mcfg, dataset, cfg, loss, extra_params=list(proj.parameters()) if proj else None,
                meta=meta)

@@ -255,3 +255,69 @@ def _(w: World, tmp: Path) -> Outcome:
     for i in range(4):
         shutil.copy(w.video, tmp / "videos" / "walk" / f"{i}.avi")
     return _train(tmp / "videos", tmp / "run")
+
+
+# === teachers (edgelstm distill --teacher SPEC) ===============================================
+def _distill(tmp: Path, teacher: object, *extra: object) -> Outcome:
+    out = tmp / "run"
+    res = run_cli("distill", "--teacher", teacher, "--data", "synthetic", "--out", out, "--size", "16,16",
+                  "--clip-len", "4", "--epochs", "1", "--cache-dir", tmp / "cache", *extra)
+    assert not out.exists(), "a refused distillation left its --out folder behind"
+    return res
+
+
+def _user_teacher(tmp: Path, body: str) -> Path:
+    """A user's teacher file: ``make()`` returns what ``body`` gives."""
+    path = tmp / "teacher.py"
+    path.write_text(f"from torch import nn\n\n\ndef make():\n    return {body}\n")
+    return path
+
+
+def _torchvision_imported() -> None:
+    """Import torchvision first, so its one-time 'compiled ops' warning is not part of the case's message."""
+    from edgelstm.models.tv import import_torchvision
+
+    import_torchvision("the catalogue")
+
+
+@case("teacher-torchvision-unknown", "checkpoint", "a torchvision teacher name that does not exist",
+      "edgelstm distill --teacher torchvision:r3d18", 2,
+      "unknown torchvision video model 'r3d18' (did you mean 'r3d_18'?)")
+def _(w: World, tmp: Path) -> Outcome:
+    return _distill(tmp, "torchvision:r3d18")
+
+
+@case("teacher-torchvision-no-weights", "checkpoint", "a torchvision teacher without --teacher-weights",
+      "edgelstm distill --teacher torchvision:r3d_18", 2, "needs its weights, and edgelstm never downloads")
+def _(w: World, tmp: Path) -> Outcome:
+    _torchvision_imported()
+    return _distill(tmp, "torchvision:r3d_18")
+
+
+@case("teacher-factory-missing", "checkpoint", "a teacher file.py:factory whose factory does not exist",
+      "edgelstm distill --teacher teacher.py:mkae", 2, "no factory 'mkae' in")
+def _(w: World, tmp: Path) -> Outcome:
+    return _distill(tmp, f"{_user_teacher(tmp, 'nn.Identity()')}:mkae")
+
+
+@case("teacher-factory-not-module", "checkpoint", "a teacher factory that returns something that is not an nn.Module",
+      "edgelstm distill --teacher teacher.py:make", 2, "the factory returned an object of type int")
+def _(w: World, tmp: Path) -> Outcome:
+    return _distill(tmp, f"{_user_teacher(tmp, '42')}:make")
+
+
+@case("teacher-classes-unknown", "checkpoint", "a --teacher-classes map naming a class the dataset does not have",
+      "edgelstm distill --teacher best.pt --teacher-classes map.json", 2,
+      "dataset class 'move_lft' is not in the dataset (did you mean 'move_left'?)")
+def _(w: World, tmp: Path) -> Outcome:
+    import json
+
+    (tmp / "map.json").write_text(json.dumps({"move_lft": 0}))
+    return _distill(tmp, w.ckpt, "--teacher-classes", tmp / "map.json")
+
+
+@case("teacher-features-not-checkpoint", "checkpoint", "--feature-weight with a teacher that is not a checkpoint",
+      "edgelstm distill --teacher teacher.py:make --feature-weight 0.5", 2,
+      "--feature-weight > 0 with a python teacher")
+def _(w: World, tmp: Path) -> Outcome:
+    return _distill(tmp, f"{_user_teacher(tmp, 'nn.Identity()')}:make", "--feature-weight", "0.5")

@@ -11,10 +11,11 @@ import torch
 
 from edgelstm.errors import CheckpointError, UsageError
 from edgelstm.models import create_model
-from edgelstm.models.backbones import ENCODERS, _torchvision, build_encoder, load_encoder_weights
+from edgelstm.models.backbones import ENCODERS, build_encoder, load_encoder_weights
 from edgelstm.models.clip_models import IMAGENET_MEAN, IMAGENET_STD
 from edgelstm.models.efficientnet_lite import LITE0_NORM, EfficientNetLite0, convert_state_dict, imagenet_weights_file
 from edgelstm.models.freeze import encoder_blocks, freeze
+from edgelstm.models.tv import import_torchvision
 
 PALACE, DAISY = 698, 985  # ImageNet class ids
 
@@ -108,7 +109,7 @@ TORCHVISION = [n for n, s in ENCODERS.items() if s.body is not None and n != "ef
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_encoder_loads_an_original_checkpoint(name: str, tmp_path: Path) -> None:
     """A state_dict saved from torchvision's full classifier (keys and all) loads into the encoder's body."""
-    tv = _torchvision()
+    tv = import_torchvision("this test")
     torch.manual_seed(1)
     full = getattr(tv.models, name)(weights=None).eval()
     torch.save(full.state_dict(), tmp_path / "w.pth")

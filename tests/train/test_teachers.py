@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgelstm.cli import cli
 from edgelstm.spec import ColourOrder
-from edgelstm.train import teachers
+from edgelstm.train import teacher_cache
 from edgelstm.train.teachers import InputDtype, Layout, TeacherInput
 
 DATA = ["--data", "synthetic", "--size", "16,16", "--clip-len", "6", "--counts", "20,10,10", "--batch-size", "8"]
@@ -123,7 +123,7 @@ def test_teacher_kind_distils_exports_and_caches(kind: str, tmp_path: Path, user
     def no_teacher(*a: object, **k: object) -> None:
         raise AssertionError("the teacher ran although its outputs are cached")
 
-    monkeypatch.setattr(teachers, "_run", no_teacher)
+    monkeypatch.setattr(teacher_cache, "_run", no_teacher)
     _run(["distill", *teacher, "--student", "student_tiny", "--out", str(tmp_path / "again"), "--epochs", "1", *DATA,
           *cache])
     assert json.loads((tmp_path / "again" / "metrics.json").read_text())["teacher_cached"] is True
