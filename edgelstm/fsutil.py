@@ -163,12 +163,13 @@ Named = tuple[str, "str | Path | None"]
 
 
 def check_outputs(*, inputs: Iterable[Named] = (), outputs: Iterable[Named] = (),
-                  folders: Iterable[str] = ()) -> None:
-    """Before any work: refuse outputs that are, lie in or contain an input, collide, or cannot be written.
+                  folders: Iterable[str] = (), force: bool = False) -> None:
+    """Before any work: refuse outputs that are, lie in or contain an input, collide, or cannot be written,
+    and output files that already exist unless ``force`` (a FIFO or a terminal is written through, not replaced).
 
     ``inputs`` and ``outputs`` are (option, path) pairs; paths that are None are skipped, and inputs
     that are not on disk ('synthetic', a camera index, a URL) are ignored. ``folders`` names the
-    options among ``outputs`` that are folders (the rest are files).
+    options among ``outputs`` that are folders (the rest are files; folders are checked by their marker).
     """
     folder_opts = set(folders)
     ins = [(n, Path(p)) for n, p in inputs if p is not None and os.path.lexists(str(p))]
@@ -181,6 +182,11 @@ def check_outputs(*, inputs: Iterable[Named] = (), outputs: Iterable[Named] = ()
         for other_name, other in outs[i + 1:]:
             _refuse_overlap(name, out, other_name, other, out_is_folder=name in folder_opts, role="output",
                             other_is_folder=other_name in folder_opts)
+    for name, out in outs:
+        if name not in folder_opts and not force and os.path.isfile(out):
+            raise UsageError(f"{name} '{out}' already exists ({describe(out)})",
+                             expected="a new file (edgelstm replaces a file only when told to)",
+                             fix=f"pass --force to replace it, or choose another {name}")
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -82,8 +82,9 @@ def _demo(bundle: Path, video: Path, jsonl: Path, demo_frames: int) -> None:
     from edgelstm.runtime.commands import print_summary
     from edgelstm.runtime.demo import DemoOptions, run_demo
 
-    shown = run_demo(bundle, ("synthetic",), DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames),
-                     notify=lambda line: click.echo(line, err=True))
+    # force: the recording and log of an earlier quickstart in this (marked) folder are the quickstart's own
+    options = DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames, force=True)
+    shown = run_demo(bundle, ("synthetic",), options, notify=lambda line: click.echo(line, err=True))
     if shown.summary is not None:
         print_summary(shown)
     if shown.error:
@@ -105,14 +106,7 @@ def _print_done(console: Console, bundle: Path, video: Path, jsonl: Path, profil
 def _prepare_out(out: Path) -> None:
     """--out: new, empty, or an earlier quickstart's folder (its marker); never a folder edgelstm did not write."""
     from edgelstm.errors import UsageError
-    from edgelstm.fsutil import (
-        MARKER_NAME,
-        OutputKind,
-        check_outputs,
-        describe,
-        folder_kind,
-        write_marker,
-    )
+    from edgelstm.fsutil import MARKER_NAME, OutputKind, check_outputs, describe, folder_kind, write_marker
 
     check_outputs(outputs=[("--out", out)], folders=["--out"])
     if out.is_dir() and any(out.iterdir()) and folder_kind(out) != OutputKind.QUICKSTART:

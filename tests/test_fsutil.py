@@ -266,3 +266,16 @@ def test_sigterm_cleans_the_staging_folder(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 128 + signal.SIGTERM, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_file_is_replaced_only_with_force(tmp_path: Path) -> None:
+    from edgelstm.errors import UsageError
+    from edgelstm.fsutil import check_outputs
+
+    old = tmp_path / "p.json"
+    old.write_text("{}")
+    with pytest.raises(UsageError, match="already exists .*pass --force"):
+        check_outputs(outputs=[("--json", old)])
+    check_outputs(outputs=[("--json", old)], force=True)
+    check_outputs(outputs=[("--json", tmp_path / "new.json"), ("--jsonl", "/dev/null")])  # new, and written through
+    assert old.read_text() == "{}"

@@ -50,12 +50,13 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--split", default="test", show_default=True, help="Split of --accuracy data.")
 @click.option("--clips", type=click.IntRange(min=1), default=200, show_default=True, help="Clips for --accuracy.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing --json or --plot file.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None,
               help="Write a PNG: latency CDF per configuration and per-stage bars.")
 def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...], backends: tuple[str, ...],
             frames: int, warmup: int, fps: float, source: str, streams: int, threads: int | None, clip_len: int,
             checkpoint: Path | None, no_baselines: bool, accuracy: str | None, split: str, clips: int,
-            json_out: Path | None, plot_out: Path | None) -> None:
+            json_out: Path | None, force: bool, plot_out: Path | None) -> None:
     """Profile BUNDLE in the live loop: per-stage p50/p90/p99/mean, frame age, FPS, drops, memory, size.
 
     Every configuration (device x backend x precision) runs the real loop (capture thread,
@@ -70,7 +71,7 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
 
     check_outputs(inputs=[("BUNDLE", bundle), ("--source", source), ("--checkpoint", checkpoint),
                           ("--accuracy", accuracy)],
-                  outputs=[("--json", json_out), ("--plot", plot_out)])  # before any work
+                  outputs=[("--json", json_out), ("--plot", plot_out)], force=force)  # before any work
     err = Console(stderr=True)
     stop = threading.Event()
     restore = on_signals(stop)

@@ -61,6 +61,7 @@ def devices(as_json: bool) -> None:
               help="Window with an overlay, or JSON lines only. Without a display, falls back to headless.")
 @click.option("--record", type=click.Path(path_type=Path), default=None, help="Write the annotated video (stream 0).")
 @click.option("--jsonl", type=click.Path(path_type=Path), default=None, help="Write decisions here instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace an existing --record or --jsonl file.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N decisions.")
 @click.option("--ema", type=click.FloatRange(0.0, 0.99), default=0.5, show_default=True,
               help="Probability smoothing: weight of the past (0: off).")
@@ -81,7 +82,7 @@ def devices(as_json: bool) -> None:
 @click.option("--reconnect-attempts", type=click.IntRange(min=0), default=5, show_default=True,
               help="Reopen tries (exponential back-off from 0.5 s to 8 s) before giving up on a live source.")
 def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | None, precision: str | None,
-         threads: int | None, graph: str, show: bool, record: Path | None, jsonl: Path | None,
+         threads: int | None, graph: str, show: bool, record: Path | None, jsonl: Path | None, force: bool,
          max_frames: int | None, ema: float, hysteresis: float, top_k: int, realtime: bool, rate: str,
          fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int) -> None:
     """Run BUNDLE live on a camera, file, URL, image folder or the synthetic source."""
@@ -91,7 +92,7 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
                           show=show, record=record, jsonl=jsonl, max_frames=max_frames, ema=ema,
                           hysteresis=hysteresis, top_k=top_k, realtime=realtime, rate=rate, fps=fps,
                           stall_timeout=stall_timeout, open_timeout=open_timeout,
-                          reconnect_attempts=reconnect_attempts)
+                          reconnect_attempts=reconnect_attempts, force=force)
     result = run_demo(bundle, sources, options, notify=lambda line: click.echo(line, err=True))
     if result.summary is None:
         click.echo("Interrupted.", err=True)

@@ -39,7 +39,7 @@ class DemoOptions:
     stall_timeout: float = 5.0
     open_timeout: float = 5.0
     reconnect_attempts: int = 5
-
+    force: bool = False      # replace an existing --record / --jsonl file
 
 @dataclass(frozen=True)
 class DemoSummary:
@@ -91,7 +91,7 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     say = notify or log.info
     o = options
     check_outputs(inputs=[("BUNDLE", bundle), *(("--source", s) for s in sources)],
-                  outputs=[("--jsonl", o.jsonl), ("--record", o.record)])  # before any work
+                  outputs=[("--jsonl", o.jsonl), ("--record", o.record)], force=o.force)  # before any work
     engine = Engine.load(bundle, device=o.device, backend=o.backend, precision=o.precision, threads=o.threads,
                          streams=len(sources), graph=o.graph, smoothing=Smoothing(o.ema, o.hysteresis), top_k=o.top_k)
     m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio

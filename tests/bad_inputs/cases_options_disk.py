@@ -73,12 +73,21 @@ def _(w: World, tmp: Path) -> Outcome:
     return out
 
 
-@case("jsonl-kept-on-failure", "options", "--jsonl naming an existing log, and a source that fails to open",
-      "edgelstm demo B --source notes.mp4 --jsonl old.jsonl", 1, "OpenCV cannot open")
+@case("jsonl-exists", "options", "--jsonl naming an existing file, without --force",
+      "edgelstm demo B --jsonl old.jsonl", 2, "old.jsonl' already exists (a file)")
+def _(w: World, tmp: Path) -> Outcome:
+    (tmp / "old.jsonl").write_text('{"decision": 0}\n')
+    out = _demo(w.bundle, "--jsonl", tmp / "old.jsonl")
+    assert (tmp / "old.jsonl").read_text() == '{"decision": 0}\n', "demo replaced a file without --force"
+    return out
+
+
+@case("jsonl-kept-on-failure", "options", "--jsonl naming an existing log (--force), and a source that fails to open",
+      "edgelstm demo B --source notes.mp4 --jsonl old.jsonl --force", 1, "OpenCV cannot open")
 def _(w: World, tmp: Path) -> Outcome:
     (tmp / "notes.mp4").write_text("hello\n")
     (tmp / "old.jsonl").write_text('{"decision": 0}\n')
-    out = _demo(w.bundle, "--source", tmp / "notes.mp4", "--jsonl", tmp / "old.jsonl")
+    out = _demo(w.bundle, "--source", tmp / "notes.mp4", "--jsonl", tmp / "old.jsonl", "--force")
     assert (tmp / "old.jsonl").read_text() == '{"decision": 0}\n', "a failed demo replaced an existing log"
     assert sorted(p.name for p in tmp.iterdir()) == ["notes.mp4", "old.jsonl"], "a failed demo left files behind"
     return out

@@ -211,7 +211,7 @@ def test_signal_before_any_row_leaves_the_previous_report(toy: Toy, tmp_path: Pa
     --json (nothing measured) neither half-written nor replacing the previous report."""
     report = tmp_path / "r.json"
     report.write_text('{"previous": true}\n')
-    p = _profile_until([str(toy.path), "--no-baselines", "--frames", "5000", "--json", str(report)], "profiling")
+    p = _profile_until([str(toy.path), "--no-baselines", "--frames", "5000", "--json", str(report), "--force"], "profiling")
     time.sleep(0.5)
     p.send_signal(sig)
     out, stderr = p.communicate(timeout=30)

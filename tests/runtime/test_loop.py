@@ -84,7 +84,8 @@ def test_source_that_never_comes_back(toy: Toy) -> None:
     src = ScriptedSource(fps=200, fail_at=(3,), bad_opens=99)
     stats = run_loop(Engine.load(toy.path), src, rate="all", reconnect=FAST)
     assert stats.ended == "source failed" and "did not come back after 3 reopen attempt(s)" in stats.error
-    assert stats.frames_decided == 3
+    # a live source keeps only the newest frame: on a loaded machine one of the three may be dropped, never lost
+    assert stats.frames_decided + stats.frames_dropped == 3 and stats.frames_decided >= 1
 
 
 def test_stall_is_detected_and_reopened(toy: Toy) -> None:
