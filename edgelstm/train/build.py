@@ -1,6 +1,7 @@
 """Build a registered model adapted to a dataset: classes, feature size, normalisation."""
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from torch import nn
@@ -8,7 +9,12 @@ from torch import nn
 from edgelstm.data import Dataset, Kind
 from edgelstm.errors import UsageError
 from edgelstm.models import create_model, model_names
+from edgelstm.models.backbones import load_encoder_weights
+from edgelstm.models.freeze import freeze
 from edgelstm.models.protocols import FeatureModel
+from edgelstm.train.config import EncoderChoice
+
+log = logging.getLogger(__name__)
 
 FEATURE_MODELS = frozenset({"lstm"})  # models over pre-extracted features; all others take frames
 
@@ -37,10 +43,34 @@ def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None
     return cfg
 
 
-def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None, *,
-                standardize: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    cfg = model_config(name, ds, overrides, standardize=standardize)
-    return create_model(name, **cfg), cfg
+def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None, *, standardize: bool = True,
+                encoder: EncoderChoice = EncoderChoice()) -> tuple[nn.Module, dict[str, Any]]:
+    """The model for ``ds``; ``encoder``: the per-frame encoder, its pretrained weights (then frames are
+    normalised as those weights expect) and which of its blocks stay frozen."""
+    extra: dict[str, Any] = {}
+    if encoder.name is not None or encoder.weights is not None:
+        if ds.kind == Kind.FEATURES:
+            raise UsageError(f"--encoder/--encoder-weights with features data ({ds.source})",
+                             expected="a frame dataset (videos or 'synthetic')", fix="drop the encoder options")
+        extra = {"encoder": encoder.name or "mobile", "pretrained": encoder.weights is not None}
+    cfg = model_config(name, ds, {**(overrides or {}), **extra}, standardize=standardize)
+    try:
+        model = create_model(name, **cfg)
+    except TypeError as e:  # a registered model without an encoder choice
+        raise UsageError(f"model '{name}' does not take {', '.join(extra) or 'these options'} ({e})",
+                         expected="a model with a choice of encoder (student, pooling)",
+                         fix="use --model student, or drop --encoder/--encoder-weights") from None
+    enc = getattr(model, "encoder", None)
+    if encoder.weights is not None and enc is not None:
+        path = load_encoder_weights(enc, encoder.weights)
+        log.info("encoder %s starts from %s", cfg.get("encoder"), path)
+    if encoder.freeze:
+        if enc is None:
+            raise UsageError(f"--freeze-encoder, but model '{name}' has no frame encoder", expected="a frame model",
+                             fix="drop --freeze-encoder")
+        frozen = freeze(enc, unfreeze_last=encoder.unfreeze_last)
+        log.info("encoder: %d block(s) frozen, the last %d and the projection train", frozen, encoder.unfreeze_last)
+    return model, cfg
 
 
 def step_feature_size(model: nn.Module) -> int:

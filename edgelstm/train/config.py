@@ -47,12 +47,29 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EncoderChoice:
+    """A frame model's per-frame encoder: which one, its starting weights, and what of it trains."""
+
+    name: str | None = None          # None: the model's default (see edgelstm.models.backbones.ENCODERS)
+    weights: str | None = None       # a state_dict file, or "imagenet" (EfficientNet-Lite0, installed offline)
+    freeze: bool = False             # keep the encoder's blocks fixed (BatchNorm statistics too)
+    unfreeze_last: int = 0           # with freeze: train the last N blocks anyway
+
+    def __post_init__(self) -> None:
+        _at_least("--unfreeze-last", self.unfreeze_last, 0, "pass 0 or a number of blocks")
+        if self.unfreeze_last and not self.freeze:
+            raise UsageError(f"--unfreeze-last {self.unfreeze_last} without --freeze-encoder",
+                             expected="--freeze-encoder with --unfreeze-last", fix="add --freeze-encoder")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: str
     out: Path
     data: DataConfig = DataConfig()
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the registry defaults
     standardize: bool = True  # features data: per-feature mean/std of the train split, applied in the model
+    encoder: EncoderChoice = field(default_factory=lambda: EncoderChoice())  # the student's per-frame encoder
     epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3

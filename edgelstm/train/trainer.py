@@ -224,7 +224,8 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> RunResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     ds = dataset or resolve_dataset(cfg.data, seed=cfg.seed)
-    model, mcfg = build_model(cfg.model, ds, cfg.model_kwargs, standardize=cfg.standardize)
+    model, mcfg = build_model(cfg.model, ds, cfg.model_kwargs, standardize=cfg.standardize,
+                              encoder=cfg.encoder)
     return fit(model, cfg.model, mcfg, ds, cfg, supervised_loss(cfg), meta={"objective": "supervised"})
 
 
@@ -244,7 +245,8 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig, dataset: Dataset | None = Non
     targets = distill_targets(str(dcfg.teacher), options, cfg.data, seed=cfg.seed, dataset=dataset,
                               features=dcfg.feature_weight > 0, progress=cfg.progress and d.main)
     dataset, t_logits, t_feats = targets.dataset, targets.logits, targets.features
-    model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs, standardize=cfg.standardize)
+    model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs, standardize=cfg.standardize,
+                              encoder=cfg.encoder)
     proj = None
     if dcfg.feature_weight > 0:
         proj = nn.Linear(getattr(model, "hidden_size", step_feature_size(model)), t_feats.shape[1]).to(d.device)
