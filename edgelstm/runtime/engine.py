@@ -143,7 +143,7 @@ class Engine:
             return "none in this bundle"
         self._check_open()
         batch = self.plan.options.static_batch
-        if self.inference_precision in FULL_PRECISION:
+        if self.plan.precision == Precision.FP32 and self.inference_precision in FULL_PRECISION:
             return run_selftest(self._chain, st, batch=batch)
         # Reduced precision moves values (and, on random input, top-1) by the CPU's rounding: check the wiring
         # on this backend's FP32 graphs at f32, and that this chain answers finitely (see runtime.selftest).
@@ -151,7 +151,8 @@ class Engine:
                          dataclasses.replace(self.plan.options, inference_precision="f32"), graph=self.plan.graph)
         passed = run_selftest(ref, st, batch=batch)
         run_finite(self._chain, st, batch=batch)
-        return f"{passed} on the FP32 graphs; {self.inference_precision} answers finite"
+        what = self.plan.precision if self.plan.precision != Precision.FP32 else self.inference_precision
+        return f"{passed} on the FP32 graphs; {what} answers finite"
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -286,13 +286,16 @@ def test_selftest_reduced_precision_checks_the_fp32_graphs(tmp_path: Path) -> No
 
     from edgelstm.runtime.bundle import load_bundle
 
-    toy = make_toy_bundle(tmp_path / "b")
+    toy = make_toy_bundle(tmp_path / "b", openvino=True)
     add_selftest(toy)
     m = load_bundle(toy.path).manifest
     int8 = tuple(dataclasses.replace(a, precision=spec.Precision.INT8) for a in m.artifacts)  # same files
     (toy.path / spec.MANIFEST_NAME).write_text(dataclasses.replace(m, artifacts=m.artifacts + int8).to_json())
     eng = Engine.load(toy.path, precision="int8")
     assert eng.inference_precision == "int8" and "on the FP32 graphs; int8 answers finite" in eng.info["selftest"]
+    # OpenVINO runs an INT8 IR with the f32 inference hint: still INT8 values, still checked on the FP32 graphs
+    eng = Engine.load(toy.path, backend="openvino", precision="int8")
+    assert eng.inference_precision == "f32" and "on the FP32 graphs; int8 answers finite" in eng.info["selftest"]
     swap_state_outputs(toy.path, "step")  # the FP32 and the "INT8" step artefact are this one file
     with pytest.raises(BundleError, match=r"self-test failed on step:onnxruntime:fp32"):
         Engine.load(toy.path, precision="int8")
