@@ -147,3 +147,14 @@ def make_bundle(tmp_path: Path, *, formats: tuple[str, ...] = ("onnx",), int8: b
     export_kw.setdefault("min_agreement", 0.9)
     export_bundle(checkpoint, out, formats=formats, int8=int8, graph=graph, **export_kw)
     return out
+
+
+def run_ok(args: list[str]) -> str:
+    """``edgelstm ARGS`` through click's CliRunner; asserts exit 0 and returns the output."""
+    from click.testing import CliRunner
+
+    from edgelstm.cli import cli
+
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output

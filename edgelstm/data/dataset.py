@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.errors import DataError, UsageError, unknown_choice
-from edgelstm.spec import DataFacts, ModelKind, ResizeMode
+from edgelstm.spec import DEFAULT_CLIP_LEN, DEFAULT_SIZE, DataFacts, ModelKind, ResizeMode
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Sampling(StrEnum):
 class LoadOptions:
     """How to turn a user's data into arrays. Part of the video cache key."""
 
-    size: tuple[int, int] = (64, 64)    # (H, W) frames are resized to
+    size: tuple[int, int] = DEFAULT_SIZE  # (H, W) frames are resized to
     clip_len: int = 16                  # T
     sampling: Sampling = Sampling.UNIFORM
     stride: int = 2                     # frames between two samples with Sampling.STRIDE
@@ -112,7 +112,7 @@ class Dataset:
                 "fps": self.fps, "stride": self.stride}
 
 
-def load_dataset(spec: str | Path, *, size: tuple[int, int] = (64, 64), clip_len: int = 16,
+def load_dataset(spec: str | Path, *, size: tuple[int, int] = DEFAULT_SIZE, clip_len: int = DEFAULT_CLIP_LEN,
                  sampling: Sampling | str = Sampling.UNIFORM, stride: int = 2, seed: int = 0,
                  counts: tuple[int, int, int] | None = None, cache_dir: str | Path | None = None,
                  val_fraction: float = 0.15, test_fraction: float = 0.15) -> Dataset:

@@ -55,8 +55,7 @@ def _dataset(b: Bundle, spec: str, split: str, limit: int | None) -> tuple[np.nd
     from edgelstm.data.dataset import load_dataset
 
     m = b.manifest
-    size = m.preprocess.size if m.preprocess is not None else (64, 64)
-    ds = load_dataset(spec, size=size, clip_len=m.temporal.clip_len)
+    ds = load_dataset(spec, **m.data_options())
     if split not in ds.splits:
         from edgelstm.errors import UsageError
 

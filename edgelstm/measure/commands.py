@@ -163,6 +163,5 @@ def _bundle_dataset(path: Path, data: str | None, cache_dir: str | None) -> Any:
     from edgelstm.spec import Manifest
 
     manifest = Manifest.read(path / "manifest.json")
-    size = manifest.preprocess.size if manifest.preprocess is not None else (64, 64)
-    return load_dataset(data or "synthetic", size=size, clip_len=manifest.temporal.clip_len,
-                        stride=manifest.temporal.frame_stride, cache_dir=cache_dir)
+    return load_dataset(data or "synthetic", **manifest.data_options(), stride=manifest.temporal.frame_stride,
+                        cache_dir=cache_dir)

@@ -121,8 +121,7 @@ def evaluate_bundle(bundle_path: str | Path | Bundle, dataset_or_spec: Any, *, s
     if not hasattr(ds, "splits"):
         from edgelstm.data.dataset import load_dataset
 
-        size = m.preprocess.size if m.preprocess is not None else (64, 64)
-        ds = load_dataset(str(ds), size=size, clip_len=m.temporal.clip_len)
+        ds = load_dataset(str(ds), **m.data_options())
     X, y, lengths = _split_arrays(ds, split, limit)
     if tuple(ds.classes) != tuple(m.labels):
         log.warning("dataset classes %s differ from the bundle's labels %s", ds.classes[:5], m.labels[:5])

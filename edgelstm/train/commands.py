@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from edgelstm.data.commands import parse_size
+from edgelstm.spec import DEFAULT_SIZE
 
 
 def _parse_counts(text: str | None) -> tuple[int, int, int] | None:
@@ -140,7 +141,7 @@ def train(model: str | None, **kw: Any) -> None:
         model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "student"
     cfg = _configs(model, kw)
     _check_out(cfg)
-    _check_resume(cfg, default_size=None if model == "lstm" else (64, 64))
+    _check_resume(cfg, default_size=None if model == "lstm" else DEFAULT_SIZE)
     _report(run(cfg))
 
 

@@ -315,16 +315,13 @@ def distill_targets(spec: str, options: TeacherOptions, data: DataConfig, *, see
 
 def _dataset_for(teacher: Teacher, data: DataConfig, seed: int) -> Dataset:
     """A checkpoint teacher's own data facts when --size is unset; else the data as the options give it."""
-    from edgelstm.data import load_dataset
-    from edgelstm.spec import DEFAULT_SIZE
+    from edgelstm.train.evaluate import dataset_for_checkpoint
+    from edgelstm.train.trainer import resolve_dataset  # trainer imports this module only inside distill()
 
     facts = teacher.info.get("data")
     if facts is not None and data.size is None:
-        from edgelstm.train.evaluate import dataset_for_checkpoint
-
         return dataset_for_checkpoint(facts, data.spec, cache_dir=data.cache_dir, counts=data.counts)
-    return load_dataset(data.spec, size=data.size or DEFAULT_SIZE, clip_len=data.clip_len, sampling=data.sampling,
-                        stride=data.stride, seed=seed, counts=data.counts, cache_dir=data.cache_dir)
+    return resolve_dataset(data, seed=seed)
 
 
 def _features_targets(teacher: Teacher, dataset: Dataset) -> DistillTargets:

@@ -26,6 +26,7 @@ from edgelstm.errors import CheckpointError, UsageError
 from edgelstm.fsutil import write_text_atomic
 from edgelstm.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgelstm.models.macs import count_params, macs_per_frame
+from edgelstm.spec import DEFAULT_SIZE
 from edgelstm.train.build import build_model, step_feature_size
 from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
 from edgelstm.train.dist import Dist, barrier, setup_dist
@@ -58,8 +59,9 @@ class _Progress:
 
 
 # --- plumbing (DDP itself: edgelstm.train.dist) -----------------------------------------------
-def resolve_dataset(data: DataConfig, *, seed: int, default_size: tuple[int, int] = (64, 64)) -> Dataset:
-    return load_dataset(data.spec, size=data.size or default_size, clip_len=data.clip_len, sampling=data.sampling,
+def resolve_dataset(data: DataConfig, *, seed: int) -> Dataset:
+    """The data as the options give it (frames at --size, or the default size)."""
+    return load_dataset(data.spec, size=data.size or DEFAULT_SIZE, clip_len=data.clip_len, sampling=data.sampling,
                         stride=data.stride, seed=seed, counts=data.counts, cache_dir=data.cache_dir)
 
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgelstm.cli import cli
 from edgelstm.spec import ColourOrder
 from edgelstm.train import teacher_cache
 from edgelstm.train.teachers import InputDtype, Layout, TeacherInput
+from tests.bundles import run_ok as _run
 
 DATA = ["--data", "synthetic", "--size", "16,16", "--clip-len", "6", "--counts", "20,10,10", "--batch-size", "8"]
 
@@ -46,12 +45,6 @@ def make() -> nn.Module:
 def not_a_module() -> int:
     return 3
 '''
-
-
-def _run(args: list[str]) -> str:
-    r = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    return r.output
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,9 @@ from click.testing import CliRunner
 from edgelstm.cli import cli
 from edgelstm.models.checkpoint import load_checkpoint
 from edgelstm.spec import DataFacts
+from tests.bundles import run_ok as _run
 
 TINY = ["--data", "synthetic", "--size", "16,16", "--clip-len", "6", "--counts", "40,20,20", "--batch-size", "8"]
-
-
-def _run(args: list[str]) -> str:
-    r = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    return r.output
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +133,8 @@ def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytes
 
     calls = {}
     fake_manifest = SimpleNamespace(preprocess=SimpleNamespace(size=(16, 16)),
-                                    temporal=SimpleNamespace(clip_len=4, frame_stride=1))
+                                    temporal=SimpleNamespace(clip_len=4, frame_stride=1),
+                                    data_options=lambda: {"size": (16, 16), "clip_len": 4})  # as Manifest's
     monkeypatch.setattr(spec.Manifest, "read", classmethod(lambda cls, p: fake_manifest))
 
     def fake_eval(path, ds, *, split, **kw):  # noqa: ANN001, ANN003, ANN202
