@@ -1,8 +1,11 @@
-"""The embedded synthetic set as a :class:`~edgelstm.data.dataset.Dataset`, and writing it as video files."""
+"""The embedded synthetic set as a :class:`~edgelstm.data.dataset.Dataset`, and writing clips as a video folder
+(the synthetic set here; :mod:`edgelstm.data.footage` shares the writer)."""
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -56,22 +59,51 @@ def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
+@dataclass(frozen=True)
+class ClipFile:
+    """One clip to write: ``split/<class>/<name>.avi``."""
+
+    split: str
+    label: int
+    name: str
+    frames: np.ndarray  # uint8 (T, H, W, 3) RGB
+    fps: float
+
+
+def write_clip_folder(out: str | Path, clips: Iterable[ClipFile], *, classes: Sequence[str], info_name: str,
+                      info: Callable[[dict[str, int]], dict[str, object]], force: bool = False) -> dict[str, int]:
+    """Write ``clips`` as ``out/{train,val,test}/<class>/<name>.avi`` plus ``out/<info_name>``.
+
+    Every split and class folder is made, even one no clip lands in. ``info(counts)`` gives the JSON
+    written beside the splits. The folder appears whole or not at all (``force`` replaces a dataset
+    folder edgelstm wrote). Returns clips written per split.
+    """
+    counts = {split: 0 for split in SPLITS}
+    with atomic_dir(out, kind=OutputKind.DATASET, force=force) as stage:
+        for split in SPLITS:
+            for cls in classes:
+                (stage / split / cls).mkdir(parents=True, exist_ok=True)
+        for clip in clips:
+            write_video(stage / clip.split / classes[clip.label] / f"{clip.name}{VIDEO_EXT}", clip.frames, clip.fps)
+            counts[clip.split] += 1
+        write_text_atomic(stage / info_name, json.dumps(info(counts), indent=2) + "\n")
+    return counts
+
+
 def write_synthetic_videos(out: str | Path, cfg: SyntheticConfig, *, force: bool = False) -> dict[str, int]:
     """Write the synthetic set as ``out/{train,val,test}/<class>/<clip>.avi`` plus ``synthetic.json``.
 
     The folder appears whole or not at all. Returns clips written per split.
     """
-    counts: dict[str, int] = {}
-    with atomic_dir(out, kind=OutputKind.DATASET, force=force) as stage:
+    def clips() -> Iterator[ClipFile]:
         for split in SPLITS:
             ds = SyntheticActions(cfg, split)
-            for cls in CLASSES:
-                (stage / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(len(ds)):
                 clip, label = ds[i]
-                write_video(stage / split / CLASSES[label] / f"{split}_{i:05d}{VIDEO_EXT}", clip, cfg.fps)
-            counts[split] = len(ds)
-        info = {"kind": "synthetic-actions", "size": list(cfg.size), "clip_len": cfg.clip_len, "fps": cfg.fps,
+                yield ClipFile(split, label, f"{split}_{i:05d}", clip, cfg.fps)
+
+    def info(counts: dict[str, int]) -> dict[str, object]:
+        return {"kind": "synthetic-actions", "size": list(cfg.size), "clip_len": cfg.clip_len, "fps": cfg.fps,
                 "seed": cfg.seed, "classes": list(CLASSES), "splits": counts, "fourcc": VIDEO_FOURCC}
-        write_text_atomic(stage / INFO_NAME, json.dumps(info, indent=2) + "\n")
-    return counts
+
+    return write_clip_folder(out, clips(), classes=CLASSES, info_name=INFO_NAME, info=info, force=force)
