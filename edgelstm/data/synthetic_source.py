@@ -71,12 +71,14 @@ class ClipFile:
 
 
 def write_clip_folder(out: str | Path, clips: Iterable[ClipFile], *, classes: Sequence[str], info_name: str,
-                      info: Callable[[dict[str, int]], dict[str, object]], force: bool = False) -> dict[str, int]:
+                      info: Callable[[dict[str, int]], dict[str, object]],
+                      extra: Callable[[], dict[str, str]] | None = None, force: bool = False) -> dict[str, int]:
     """Write ``clips`` as ``out/{train,val,test}/<class>/<name>.avi`` plus ``out/<info_name>``.
 
     Every split and class folder is made, even one no clip lands in. ``info(counts)`` gives the JSON
-    written beside the splits. The folder appears whole or not at all (``force`` replaces a dataset
-    folder edgelstm wrote). Returns clips written per split.
+    written beside the splits, and ``extra()`` any more text files (name -> text), both once the clips
+    are written. The folder appears whole or not at all (``force`` replaces a dataset folder edgelstm
+    wrote). Returns clips written per split.
     """
     counts = {split: 0 for split in SPLITS}
     with atomic_dir(out, kind=OutputKind.DATASET, force=force) as stage:
@@ -87,6 +89,8 @@ def write_clip_folder(out: str | Path, clips: Iterable[ClipFile], *, classes: Se
             write_video(stage / clip.split / classes[clip.label] / f"{clip.name}{VIDEO_EXT}", clip.frames, clip.fps)
             counts[clip.split] += 1
         write_text_atomic(stage / info_name, json.dumps(info(counts), indent=2) + "\n")
+        for name, text in (extra() if extra else {}).items():
+            write_text_atomic(stage / name, text)
     return counts
 
 
