@@ -27,6 +27,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Decoded videos, teacher outputs and frozen-encoder features go to a folder of this session, not the user's
+    ~/.cache/edgelstm (a test must not read what an earlier run left there)."""
+    old = os.environ.get("EDGELSTM_CACHE")
+    os.environ["EDGELSTM_CACHE"] = str(tmp_path_factory.mktemp("edgelstm-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EDGELSTM_CACHE", None)
+    else:
+        os.environ["EDGELSTM_CACHE"] = old
+
+
 @dataclass(frozen=True)
 class BaseVenv:
     """A fresh venv holding only the base install (`pip install .`, no extras): what a device gets."""

@@ -23,6 +23,7 @@ from edgelstm.models.clip_models import IMAGENET_MEAN, IMAGENET_STD
 from edgelstm.models.efficientnet_lite import LITE0_NORM, convert_state_dict, imagenet_weights_file, lite0_features
 from edgelstm.models.encoders import MobileEncoder, TinyEncoder, WideEncoder
 from edgelstm.models.tv import import_torchvision
+from edgelstm.models.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,14 @@ class PooledEncoder(nn.Module):
         self.proj = nn.Sequential(nn.Linear(channels, feature_size), nn.ReLU(inplace=True))
         self.feature_size, self.name = feature_size, name
 
+    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, C): global average pooling
+        return maps.mean((2, 3))
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:  # (N, C) -> (N, F)
+        return self.proj(pooled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, F)
-        return self.proj(self.body(x).mean((2, 3)))  # (N, C, h, w) -> (N, C): global pooling
+        return self.project(self.pool_maps(self.body(x)))
 
 
 @dataclass(frozen=True)
@@ -147,20 +154,7 @@ def load_encoder_weights(encoder: nn.Module, weights: str | Path) -> Path:
     spec = _spec(name)
     pretrained_norm(name)
     path = resolve_weights(name, weights)
-    if not path.is_file():
-        raise UsageError(f"--encoder-weights {weights}: no such file", expected="a state_dict .pth/.pt file",
-                         fix="check the path")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickled code, corrupt zip, not a torch file
-        raise CheckpointError(f"cannot be read as a state_dict with weights_only=True ({type(e).__name__})",
-                              expected="a dict of tensors", fix="save only the model's state_dict",
-                              path=path) from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise CheckpointError("does not hold a state_dict", expected="a dict of tensors", path=path,
-                              fix="save only the model's state_dict")
+    sd = read_state_dict(path, option="--encoder-weights")
     if name == "efficientnet_lite0":
         sd = convert_state_dict(sd)
     body: dict[str, torch.Tensor] = {}

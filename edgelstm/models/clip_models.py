@@ -57,6 +57,14 @@ class _ClipModel(nn.Module):
         """(N, H, W, 3) uint8 -> (N, F)."""
         return self.encoder(self.norm(frames))
 
+    def forward(self, clip: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H, W, 3) uint8 clips -> (B, K) logits (of each clip's last valid frame, with ``lengths``)."""
+        return self.forward_features(self.encode(clip), lengths)
+
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """What the model does after its encoder: (B, T, F) per-frame features -> (B, K)."""
+        raise NotImplementedError
+
 
 class StreamingClipModel(_ClipModel):
     """The student: encoder + unidirectional LSTM + head, causal, with a per-frame ``step``."""
@@ -71,11 +79,14 @@ class StreamingClipModel(_ClipModel):
         self.head = nn.Linear(hidden_size, num_classes)
 
     def step_logits(self, clip: torch.Tensor) -> torch.Tensor:  # (B, T, H, W, 3) -> (B, T, K)
-        out, _ = self.lstm(self.encode(clip))
+        return self.step_logits_features(self.encode(clip))
+
+    def step_logits_features(self, feats: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T, K)
+        out, _ = self.lstm(feats)
         return self.head(out)
 
-    def forward(self, clip: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return last_valid(self.step_logits(clip), lengths)
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return last_valid(self.step_logits_features(feats), lengths)
 
     def step(self, frame: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One frame (B, H, W, 3) uint8 and (h, c) -> (B, K) logits and the new (h, c)."""
@@ -100,8 +111,7 @@ class BiLSTMClipModel(_ClipModel):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.causal = not bidirectional
 
-    def forward(self, clip: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        feats = self.encode(clip)  # (B, T, F)
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is not None and self.bidirectional and bool((lengths < feats.shape[1]).any()):
             # the backward direction must start at each clip's last valid frame, not in the padding
             packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu().clamp(min=1), batch_first=True,
@@ -125,8 +135,7 @@ class PoolingClipModel(_ClipModel):
         super().__init__(encoder, mean, std)
         self.head = nn.Linear(encoder.feature_size, num_classes)
 
-    def forward(self, clip: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        feats = self.encode(clip)  # (B, T, F)
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             return self.head(feats.mean(1))
         mask = (torch.arange(feats.shape[1]).view(1, -1) < lengths.view(-1, 1)).unsqueeze(-1).float()

@@ -20,7 +20,8 @@ def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -
 
 class Encoder(nn.Module):
     """The base of edgelstm's own encoders: ``body`` (its blocks), pooling to a ``grid`` x ``grid`` map, projection
-    to ``feature_size``."""
+    to ``feature_size``. Every encoder splits the same way (``body``, ``pool_maps``, ``project``), so a frozen
+    prefix can be run once and cached (:mod:`edgelstm.train.feature_cache`)."""
 
     feature_size: int
 
@@ -31,8 +32,14 @@ class Encoder(nn.Module):
         self.proj = nn.Sequential(nn.Flatten(), nn.Linear(channels * grid * grid, feature_size), nn.ReLU(inplace=True))
         self.feature_size = feature_size
 
+    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, C, grid, grid)
+        return self.pool(maps)
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:  # (N, C, grid, grid) -> (N, F)
+        return self.proj(pooled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, F)
-        return self.proj(self.pool(self.body(x)))
+        return self.project(self.pool_maps(self.body(x)))
 
 
 class TinyEncoder(Encoder):

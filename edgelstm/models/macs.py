@@ -1,6 +1,8 @@
 """Parameters and multiply-accumulates per frame, counted with forward hooks."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -11,12 +13,13 @@ def count_params(model: nn.Module) -> int:
 
 def macs_per_frame(model: nn.Module, *, size: tuple[int, int] | None = None, feature_size: int | None = None,
                    frames: int = 4) -> int:
-    """MACs for one frame through encoder, LSTM and head, measured on a ``frames``-long clip."""
+    """MACs for one frame through encoder, LSTM and head, measured on a ``frames``-long clip (convolutions, 2D
+    and 3D, linear layers and LSTMs; attention's matrix products are not counted)."""
     total = 0
 
-    def conv_hook(m: nn.Conv2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    def conv_hook(m: nn.Conv2d | nn.Conv3d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        k = math.prod(m.kernel_size) * (m.in_channels // m.groups)
         total += out.numel() * k
 
     def linear_hook(m: nn.Linear, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -34,7 +37,7 @@ def macs_per_frame(model: nn.Module, *, size: tuple[int, int] | None = None, fea
 
     hooks = []
     for mod in model.modules():
-        if isinstance(mod, nn.Conv2d):
+        if isinstance(mod, (nn.Conv2d, nn.Conv3d)):
             hooks.append(mod.register_forward_hook(conv_hook))
         elif isinstance(mod, nn.Linear):
             hooks.append(mod.register_forward_hook(linear_hook))

@@ -16,6 +16,7 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_names() -> list[str]:
+    """The registered names; ``torchvision:NAME`` (edgelstm.models.video_nets) comes on top."""
     _load_all()
     return sorted(_REGISTRY)
 
@@ -23,6 +24,10 @@ def model_names() -> list[str]:
 def create_model(name: str, **kwargs: Any) -> Any:
     """Build a registered model. ``kwargs`` adapt it to the data (num_classes, input_size, ...)."""
     _load_all()
+    if name.startswith("torchvision:"):  # torchvision's video classifiers, by name (edgelstm.models.video_nets)
+        from edgelstm.models.video_nets import video_net
+
+        return video_net(name, **kwargs)
     if name not in _REGISTRY:
         raise unknown_choice("model", name, _REGISTRY, fix="pass one of the registered names to --model")
     return _REGISTRY[name](**kwargs)

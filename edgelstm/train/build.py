@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, cast
 
 from torch import nn
@@ -12,6 +13,7 @@ from edgelstm.models import create_model, model_names
 from edgelstm.models.backbones import load_encoder_weights
 from edgelstm.models.freeze import freeze
 from edgelstm.models.protocols import FeatureModel
+from edgelstm.models.video_nets import PREFIX, VideoNet, video_net_spec
 from edgelstm.train.config import EncoderChoice
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,8 @@ def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None
                  standardize: bool = True) -> dict[str, Any]:
     """The create_model kwargs for ``name`` on ``ds`` (stored in the checkpoint to rebuild it). ``standardize``:
     a features model standardises its input with the train split's per-feature mean and std."""
+    if name.startswith(PREFIX):
+        return _video_net_config(name, ds, overrides)
     if name in model_names():
         wants_features = name in FEATURE_MODELS
         if wants_features and ds.kind != Kind.FEATURES:
@@ -43,10 +47,30 @@ def model_config(name: str, ds: Dataset, overrides: dict[str, Any] | None = None
     return cfg
 
 
+def _video_net_config(name: str, ds: Dataset, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A torchvision video classifier takes frames at the data's size and clip length (its normalisation is its
+    weights', not the data's); a transformer with positional embeddings takes only its own."""
+    spec = video_net_spec(name)
+    if ds.kind == Kind.FEATURES:
+        raise UsageError(f"model '{name}' takes video frames, but {ds.source} holds features",
+                         expected="videos or 'synthetic'", fix="pass --model lstm for features")
+    if spec.fixed_input and (ds.size != spec.size or ds.clip_len != spec.clip_len):
+        h, w = spec.size
+        raise UsageError(f"model '{name}' on {ds.clip_len} frames of {ds.size}: its positional embeddings fit only "
+                         f"{spec.clip_len} frames of {h}x{w}", expected=f"--size {h},{w} --clip-len {spec.clip_len}",
+                         fix=f"pass --size {h},{w} --clip-len {spec.clip_len}, or pick a 3D CNN (r2plus1d_18, r3d_18)")
+    if overrides:
+        raise UsageError(f"model '{name}' takes no model options ({', '.join(overrides)})",
+                         expected="torchvision's architecture as it is", fix="drop the model options")
+    return {"num_classes": ds.num_classes}
+
+
 def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None, *, standardize: bool = True,
-                encoder: EncoderChoice = EncoderChoice()) -> tuple[nn.Module, dict[str, Any]]:
+                encoder: EncoderChoice = EncoderChoice(),
+                init_weights: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The model for ``ds``; ``encoder``: the per-frame encoder, its pretrained weights (then frames are
-    normalised as those weights expect) and which of its blocks stay frozen."""
+    normalised as those weights expect) and which of its blocks stay frozen; ``init_weights``: a state_dict the
+    whole model starts from (its classifier may have other classes: then that starts afresh)."""
     extra: dict[str, Any] = {}
     if encoder.name is not None or encoder.weights is not None:
         if ds.kind == Kind.FEATURES:
@@ -60,6 +84,8 @@ def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None,
         raise UsageError(f"model '{name}' does not take {', '.join(extra) or 'these options'} ({e})",
                          expected="a model with a choice of encoder (student, pooling)",
                          fix="use --model student, or drop --encoder/--encoder-weights") from None
+    if init_weights is not None:
+        _init_from(model, init_weights)
     enc = getattr(model, "encoder", None)
     if encoder.weights is not None and enc is not None:
         path = load_encoder_weights(enc, encoder.weights)
@@ -73,9 +99,22 @@ def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None,
     return model, cfg
 
 
+def _init_from(model: nn.Module, path: Path) -> None:
+    """``--init-weights``: a torchvision video model takes torchvision's own keys (Kinetics-400 weights as
+    downloaded); any model takes its own (an edgelstm checkpoint or a saved state_dict)."""
+    from edgelstm.models.weights import load_with_new_head
+
+    target = cast(nn.Module, model.net) if isinstance(model, VideoNet) else model
+    head = (model.head_prefix,) if isinstance(model, VideoNet) else ("head.",)
+    fresh = load_with_new_head(target, path, head=head, option="--init-weights")
+    log.info("model starts from %s%s", path, f" (new classifier: {', '.join(fresh)})" if fresh else "")
+
+
 def step_feature_size(model: nn.Module) -> int:
     """Width of what the LSTM takes per step: the encoder's output, or the raw feature size."""
     enc = getattr(model, "encoder", None)
     if enc is not None:
         return int(enc.feature_size)
+    if isinstance(model, VideoNet):  # what its classifier takes
+        return model.feature_size
     return int(cast(FeatureModel, model).input_size)  # a feature model (LSTMVideoClassifier)

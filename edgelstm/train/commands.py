@@ -61,6 +61,12 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--freeze-encoder", is_flag=True, help="Keep the encoder fixed (BatchNorm statistics too)."),
         click.option("--unfreeze-last", default=0, show_default=True,
                      help="With --freeze-encoder: train the encoder's last N blocks anyway."),
+        click.option("--feature-cache/--no-feature-cache", default=True, show_default=True,
+                     help="With --freeze-encoder: run the frozen blocks once over the clips (cached in --cache-dir) "
+                          "and train the rest on their output, instead of re-running them every epoch."),
+        click.option("--init-weights", default=None, type=click.Path(dir_okay=False),
+                     help="Start the whole model from this state_dict (torchvision:NAME models: torchvision's own "
+                          "file, e.g. Kinetics-400 weights; a classifier for other classes starts afresh)."),
         click.option("--standardize/--no-standardize", default=True, show_default=True,
                      help="Features data: standardise each feature with its train-split mean and std, in the model "
                           "(so in the checkpoint and every exported graph)."),
@@ -81,7 +87,8 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        lr=kw["lr"], schedule=kw["schedule"], seed=kw["seed"], threads=kw["threads"],
                        resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
                        stream_pairs=kw["stream_pairs"], standardize=kw["standardize"],
-                       encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
+                       feature_cache=kw["feature_cache"],
+                       init_weights=Path(kw["init_weights"]) if kw["init_weights"] else None, encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
                                              kw["unfreeze_last"]))
 
 
@@ -131,7 +138,8 @@ def _report(r: Any) -> None:
 
 
 @click.command()
-@click.option("--model", default=None, help="Registered model [default: lstm for features, student for frames].")
+@click.option("--model", default=None, help="Registered model, or torchvision:NAME (a video classifier, e.g. "
+              "torchvision:r2plus1d_18 with --init-weights) [default: lstm for features, student for frames].")
 @_training_options
 def train(model: str | None, **kw: Any) -> None:
     """Train a model on a dataset; writes OUT/best.pt, OUT/last.pt and OUT/metrics.json."""

@@ -70,6 +70,8 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the registry defaults
     standardize: bool = True  # features data: per-feature mean/std of the train split, applied in the model
     encoder: EncoderChoice = field(default_factory=lambda: EncoderChoice())  # the student's per-frame encoder
+    feature_cache: bool = True     # a frozen encoder runs once; the rest trains on its cached output
+    init_weights: Path | None = None  # a state_dict the model starts from (a new classifier if classes differ)
     epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3

@@ -13,8 +13,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -34,10 +36,11 @@ class TeacherOutputs:
     clips_per_s: float
 
 
-def cache_root(cache_dir: Path | None) -> Path:
+def cache_root(cache_dir: Path | None, kind: str = "teachers") -> Path:
+    """``<cache>/<kind>``: teacher outputs, or a frozen encoder's features (:mod:`edgelstm.train.feature_cache`)."""
     from edgelstm.data.folders import default_cache_dir
 
-    return Path(cache_dir or default_cache_dir()) / "teachers"
+    return Path(cache_dir or default_cache_dir()) / kind
 
 
 def cache_key(teacher: Teacher, X: np.ndarray, lengths: np.ndarray | None, *, features: bool) -> str:
@@ -121,11 +124,20 @@ def _run(teacher: Teacher, clips: np.ndarray, lengths: np.ndarray | None) -> tup
 
 
 def _save(path: Path, logits: np.ndarray, features: np.ndarray) -> None:
+    _write_cache(path, lambda fh: np.savez(fh, logits=logits, features=features))
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """One array as ``path`` (.npy), atomically; a cache that cannot be written only costs a rerun."""
+    _write_cache(path, lambda fh: np.save(fh, array))
+
+
+def _write_cache(path: Path, write: Callable[[BinaryIO], None]) -> None:
     from edgelstm.fsutil import atomic_path
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, logits=logits, features=features)
-    except OSError as e:  # a read-only cache costs a re-run next time, not this run
-        log.warning("could not cache the teacher's outputs in %s (%s)", path, e)
+            write(fh)
+    except OSError as e:  # a read-only or full cache costs a re-run next time, not this run
+        log.warning("could not write the cache file %s (%s)", path, e)

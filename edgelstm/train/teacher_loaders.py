@@ -23,6 +23,7 @@ import numpy as np
 from edgelstm.errors import CheckpointError, UsageError, closest
 from edgelstm.fsutil import sha256_file
 from edgelstm.models.tv import import_torchvision
+from edgelstm.models.video_nets import VIDEO_NETS
 from edgelstm.train.teachers import (InputDtype, Layout, Teacher, TeacherInput, TeacherKind, TeacherOptions)
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,9 @@ def _weights_file(option: str, spec: str, hint: str) -> Path:
 
 
 def _load_state(module: Any, path: Path, spec: str) -> None:
-    import torch
+    from edgelstm.models.weights import read_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError ... for what it cannot read
-        raise CheckpointError(f"cannot be read as a state_dict without pickle ({type(e).__name__}: {str(e)[:120]})",
-                              expected="a state_dict saved with torch.save(model.state_dict(), FILE)",
-                              fix="save only the state_dict (no pickled objects)", path=path) from None
-    for wrapper in ("state_dict", "model"):  # common containers around a state_dict
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"holds a {type(state).__name__}", expected="a state_dict (names -> tensors)",
-                              fix="save model.state_dict()", path=path)
+    state = read_state_dict(path, option="--teacher-weights")
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
@@ -97,7 +87,8 @@ def load_checkpoint_teacher(spec: str, options: TeacherOptions, default: Teacher
     @torch.no_grad()
     def run(x: np.ndarray, lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         feats: list[torch.Tensor] = []
-        hook = model.get_submodule("head").register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
+        head = model.get_submodule(getattr(model, "head_name", "head"))  # what the classifier is given: features
+        hook = head.register_forward_hook(lambda m, i, o: feats.append(i[0].detach().flatten(1)))
         try:
             lens = None if lengths is None else torch.from_numpy(lengths).to(device)
             logits = model(torch.from_numpy(x).to(device), lens)
@@ -121,35 +112,12 @@ class _Video:
     contract: TeacherInput
 
 
-_KINETICS_112 = TeacherInput(size=(112, 112), clip_len=16, mean=(0.43216, 0.394666, 0.37645),
-                             std=(0.22803, 0.22145, 0.216989))
-# Contracts from torchvision 0.28's own weights metadata, models/video/*.py: `transforms=partial(VideoClassification,
-# crop_size=..., resize_size=..., mean=..., std=...)` and `_docs` ("clip_len=16" ...). The input is (N, C, T, H, W)
-# (VideoClassification permutes to C, T, H, W). Frames are resized straight to crop_size here (no resize + crop: the
-# dataset's clips are already framed). tests/train/test_teachers.py checks this table against the installed enums.
+# torchvision's documented contracts (edgelstm.models.video_nets.VIDEO_NETS, the one table): the input is
+# (N, C, T, H, W) (VideoClassification permutes to C, T, H, W); frames are resized straight to crop_size here (no
+# resize + crop: the dataset's clips are already framed).
 TORCHVISION: dict[str, _Video] = {
-    # resnet.py R3D_18/MC3_18/R2Plus1D_18_Weights.KINETICS400_V1: crop 112, resize (128, 171), clip_len=16
-    "r3d_18": _Video("R3D_18_Weights.KINETICS400_V1", "fc.weight", _KINETICS_112),
-    "mc3_18": _Video("MC3_18_Weights.KINETICS400_V1", "fc.weight", _KINETICS_112),
-    "r2plus1d_18": _Video("R2Plus1D_18_Weights.KINETICS400_V1", "fc.weight", _KINETICS_112),
-    # s3d.py S3D_Weights.KINETICS400_V1: crop 224, resize 256, same Kinetics mean/std; evaluated with clip_len=128
-    # (min_temporal_size 14): 16 frames here keep the teacher pass affordable; pass --teacher-clip-len 128 for more
-    "s3d": _Video("S3D_Weights.KINETICS400_V1", "classifier.1.weight",
-                  TeacherInput(size=(224, 224), clip_len=16, mean=_KINETICS_112.mean, std=_KINETICS_112.std)),
-    # mvit.py MViT_V1_B/MViT_V2_S_Weights.KINETICS400_V1: crop 224, mean 0.45 std 0.225, clip_len=16 (fixed by the
-    # model's positional embeddings: temporal_size 16, spatial_size 224)
-    "mvit_v1_b": _Video("MViT_V1_B_Weights.KINETICS400_V1", "head.1.weight",
-                        TeacherInput(size=(224, 224), clip_len=16, mean=(0.45,) * 3, std=(0.225,) * 3)),
-    "mvit_v2_s": _Video("MViT_V2_S_Weights.KINETICS400_V1", "head.1.weight",
-                        TeacherInput(size=(224, 224), clip_len=16, mean=(0.45,) * 3, std=(0.225,) * 3)),
-    # swin_transformer.py Swin3D_T/S_Weights.KINETICS400_V1: crop 224, ImageNet mean/std, clip_len=32
-    "swin3d_t": _Video("Swin3D_T_Weights.KINETICS400_V1", "head.weight",
-                       TeacherInput(size=(224, 224), clip_len=32, mean=(0.485, 0.456, 0.406),
-                                    std=(0.229, 0.224, 0.225))),
-    "swin3d_s": _Video("Swin3D_S_Weights.KINETICS400_V1", "head.weight",
-                       TeacherInput(size=(224, 224), clip_len=32, mean=(0.485, 0.456, 0.406),
-                                    std=(0.229, 0.224, 0.225))),
-}
+    name: _Video(s.weights, s.head, TeacherInput(size=s.size, clip_len=s.clip_len, mean=s.norm[0], std=s.norm[1]))
+    for name, s in VIDEO_NETS.items()}
 
 
 def video_models() -> types.ModuleType:

@@ -105,7 +105,9 @@ def _jsonable_config(cfg: Any) -> Any:
 def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Dataset, cfg: TrainConfig,
         loss_fn: LossFn, *, extra_params: list[nn.Parameter] | None = None,
         meta: dict[str, Any] | None = None) -> RunResult:
-    """Train ``model`` on ``ds`` with ``loss_fn``; keep best-on-val and last checkpoints in ``cfg.out``."""
+    """Train ``model`` on ``ds`` with ``loss_fn``; keep best-on-val and last checkpoints in ``cfg.out``. A model
+    with a frozen encoder trains on its cached features (:mod:`edgelstm.train.feature_cache`) unless
+    ``cfg.feature_cache`` is off; the checkpoints hold the frame model either way."""
     t0 = time.perf_counter()
     d = setup_dist()
     if cfg.threads:
@@ -113,19 +115,20 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     out = Path(cfg.out)
     _prepare_out(cfg, d)
     model.to(d.device)
-    train_data = SplitTensors(ds["train"])
-    val = ds["val"]
+    net, seen, meta = _training_view(model, ds, cfg, d, dict(meta or {}))
+    train_data = SplitTensors(seen["train"])
+    val = seen["val"]
     params = list(model.parameters()) + list(extra_params or [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = num_batches(math.ceil(len(train_data) / d.world), cfg.batch_size)
     sched = _scheduler(cfg, opt, cfg.epochs * per_epoch)
     facts = dataclasses.replace(ds.facts(), feature_size=step_feature_size(model))
     n_params = count_params(model)
-    macs = macs_per_frame(model, size=ds.size, feature_size=ds.feature_size)
+    macs = macs_per_frame(model, size=ds.size, feature_size=ds.feature_size, frames=ds.clip_len)
     state = _Progress()
     if cfg.resume:
         state = _resume(out / "last.pt", model, opt, sched, model_name)
-    ddp: nn.Module = TrainView(model)
+    ddp: nn.Module = TrainView(net)
     if d.world > 1:
         ddp = nn.parallel.DistributedDataParallel(ddp, device_ids=[d.device.index] if d.device.type == "cuda"
                                                   else None)
@@ -134,7 +137,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
         train_loss = _train_epoch(ddp, loss_fn, opt, sched, train_data, cfg, d, epoch=epoch, per_epoch=per_epoch,
                                   desc=f"{model_name} {epoch + 1}/{cfg.epochs}")
         if d.main:
-            val_acc = accuracy(predict(model, val, batch_size=cfg.eval_batch_size, device=d.device), val.y)
+            val_acc = accuracy(predict(net, val, batch_size=cfg.eval_batch_size, device=d.device), val.y)
             state.history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                                   "val_accuracy": round(val_acc, 5), "lr": sched.get_last_lr()[0],
                                   "seconds": round(time.perf_counter() - e0, 2)})
@@ -155,6 +158,19 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     barrier(d)
     return RunResult(out=out, best=out / "best.pt", val_accuracy=state.best_val, test_accuracy=test_acc,
                      params=n_params, macs_per_frame=macs, seconds=time.perf_counter() - t0)
+
+
+def _training_view(model: nn.Module, ds: Dataset, cfg: TrainConfig, d: Dist,
+                   meta: dict[str, Any]) -> tuple[nn.Module, Dataset, dict[str, Any]]:
+    """What the loop trains and validates, on what: the model on frames, or its view on cached features."""
+    from edgelstm.train.feature_cache import can_cache, cached_training
+
+    if not (cfg.feature_cache and can_cache(model)):
+        return model, ds, meta
+    cached = cached_training(model, ds, cache_dir=cfg.data.cache_dir, progress=cfg.progress and d.main)
+    meta["feature_cache"] = {"frozen_blocks": cached.frozen, "extract_s": round(cached.seconds, 2),
+                             "shape": list(cached.data["train"].X.shape[2:])}
+    return cached.net.to(d.device), cached.data, meta
 
 
 def _train_epoch(net: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, sched: Any, data: SplitTensors,
@@ -227,7 +243,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None) -> RunResult:
     np.random.seed(cfg.seed)
     ds = dataset or resolve_dataset(cfg.data, seed=cfg.seed)
     model, mcfg = build_model(cfg.model, ds, cfg.model_kwargs, standardize=cfg.standardize,
-                              encoder=cfg.encoder)
+                              encoder=cfg.encoder, init_weights=cfg.init_weights)
     return fit(model, cfg.model, mcfg, ds, cfg, supervised_loss(cfg), meta={"objective": "supervised"})
 
 
@@ -248,7 +264,7 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig, dataset: Dataset | None = Non
                               features=dcfg.feature_weight > 0, progress=cfg.progress and d.main)
     dataset, t_logits, t_feats = targets.dataset, targets.logits, targets.features
     model, mcfg = build_model(cfg.model, dataset, cfg.model_kwargs, standardize=cfg.standardize,
-                              encoder=cfg.encoder)
+                              encoder=cfg.encoder, init_weights=cfg.init_weights)
     proj = None
     if dcfg.feature_weight > 0:
         proj = nn.Linear(getattr(model, "hidden_size", step_feature_size(model)), t_feats.shape[1]).to(d.device)

@@ -321,3 +321,31 @@ def _(w: World, tmp: Path) -> Outcome:
       "--feature-weight > 0 with a python teacher")
 def _(w: World, tmp: Path) -> Outcome:
     return _distill(tmp, f"{_user_teacher(tmp, 'nn.Identity()')}:make", "--feature-weight", "0.5")
+
+
+def _train_model(tmp: Path, *extra: object) -> Outcome:
+    out = tmp / "run"
+    res = run_cli("train", "--data", "synthetic", "--out", out, "--size", "16,16", "--clip-len", "4", "--epochs", "1",
+                  "--counts", "8,4,4", "--cache-dir", tmp / "cache", *extra)
+    assert not out.exists(), "a refused training left its --out folder behind"
+    return res
+
+
+@case("init-weights-wrong-architecture", "checkpoint", "--init-weights from another architecture",
+      "edgelstm train --model torchvision:r3d_18 --init-weights student.pth", 1,
+      "--init-weights: the weights do not fit the model (")
+def _(w: World, tmp: Path) -> Outcome:
+    import torch
+
+    from edgelstm.models.checkpoint import load_checkpoint
+
+    _torchvision_imported()
+    torch.save(load_checkpoint(w.ckpt).model.state_dict(), tmp / "student.pth")
+    return _train_model(tmp, "--model", "torchvision:r3d_18", "--init-weights", tmp / "student.pth")
+
+
+@case("video-transformer-wrong-size", "checkpoint", "a torchvision video transformer at a size its embeddings do not fit",
+      "edgelstm train --model torchvision:mvit_v2_s --size 16,16", 2,
+      "its positional embeddings fit only 16 frames of 224x224")
+def _(w: World, tmp: Path) -> Outcome:
+    return _train_model(tmp, "--model", "torchvision:mvit_v2_s")
