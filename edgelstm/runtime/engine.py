@@ -5,7 +5,9 @@
 bundle's self-test. ``engine.step(frame)`` validates the frame, resizes it straight into a
 preallocated uint8 buffer (:mod:`edgelstm.runtime.frames`; the graph normalises in-graph, so there is
 no float copy on the host), runs encoder and step (or the fused graph) through
-:class:`~edgelstm.runtime.stream.Chain`, and returns a :class:`Prediction` with per-stage timings.
+:class:`~edgelstm.runtime.stream.Chain` on that buffer and on the state arrays, which the backends keep
+bound from frame to frame (:mod:`edgelstm.runtime.binding`), and returns a :class:`Prediction` with
+per-stage timings.
 ``step_batch`` does the same for one frame per stream, batching the encoder across streams.
 """
 from __future__ import annotations
@@ -82,7 +84,7 @@ class Engine:
         self._static = plan.options.static_batch > 0
         self._state = {s.input: np.zeros([streams if isinstance(d, str) else d for d in s.shape], np.float32)
                        for s in m.state}  # each (num_layers, S, hidden)
-        self._state_out = {s.output: s.input for s in m.state}
+        self._view_cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}  # see _views
         self._bad: set[int] = set()  # streams whose state went non-finite in the last batch
         if self.kind == ModelKind.FRAMES:
             if m.preprocess is None:
@@ -210,21 +212,8 @@ class Engine:
         t0 = time.perf_counter_ns()
         self._check_open()
         n = len(frames)
-        if streams is not None and not isinstance(streams, (Sequence, np.ndarray)):
-            raise UsageError(f"streams={streams!r}", expected="a sequence of stream ids, one per frame",
-                             fix="pass streams=[0, 1, ...], or use step(frame, stream=i) for one frame")
-        for s in (streams if streams is not None else ()):
-            self._check_stream(s)
-        ids = list(range(n)) if streams is None else [int(s) for s in streams]
-        if len(ids) != n or n == 0:
-            raise UsageError(f"{n} frames for {len(ids)} streams", expected="one frame per stream, at least one",
-                             fix="pass as many stream ids as frames")
-        for s in ids:
-            self._check_stream(s)
-        if len(set(ids)) != n:
-            raise UsageError(f"stream ids {ids} repeat", expected="each stream at most once per batch",
-                             fix="step a stream's next frame in the next call")
-        slots = ids if self._static else list(range(n))
+        ids = self._ids(n, streams)
+        slots = ids if self._static else range(n)
         for slot, frame in zip(slots, frames):
             self._prepare(slot, frame, colour)
         t1 = time.perf_counter_ns()
@@ -238,6 +227,27 @@ class Engine:
             object.__setattr__(p, "timings", tm)
         return preds
 
+    def _ids(self, n: int, streams: Sequence[int] | np.ndarray | None) -> list[int]:
+        """The stream of each of ``n`` frames, checked (type, range, one frame per stream)."""
+        if streams is None:
+            ids = list(range(n))
+            if n > self.streams:
+                self._check_stream(self.streams)  # the first stream id out of range
+        else:
+            if not isinstance(streams, (Sequence, np.ndarray)):
+                raise UsageError(f"streams={streams!r}", expected="a sequence of stream ids, one per frame",
+                                 fix="pass streams=[0, 1, ...], or use step(frame, stream=i) for one frame")
+            for s in streams:
+                self._check_stream(s)
+            ids = [int(s) for s in streams]
+        if len(ids) != n or n == 0:
+            raise UsageError(f"{n} frames for {len(ids)} streams", expected="one frame per stream, at least one",
+                             fix="pass as many stream ids as frames")
+        if n > 1 and len(set(ids)) != n:
+            raise UsageError(f"stream ids {ids} repeat", expected="each stream at most once per batch",
+                             fix="step a stream's next frame in the next call")
+        return ids
+
     def _prepare(self, slot: int, frame: np.ndarray, colour: ColourOrder) -> None:
         if self.kind == ModelKind.FEATURES:
             self._buf[slot] = check_features(frame, self._buf.shape[1])
@@ -246,28 +256,30 @@ class Engine:
 
     def _infer(self, ids: list[int]) -> tuple[np.ndarray, int, int]:
         n = len(ids)
+        rows: list[int] | None = None  # the stepped streams' rows of the results (static batch), None: all
         if self._static:  # fixed batch (NPU): run every slot, keep only the stepped streams' results
-            sel: Any = slice(None)
-            rows: Any = ids
-            n = self.streams
+            sel: slice | list[int] = slice(None)
+            rows, n = ids, self.streams
         elif ids[0] == 0 and ids[-1] == n - 1 and (n < 3 or ids == list(range(n))):
-            sel, rows = slice(0, n), slice(None)  # streams 0..n-1: views of the state, no gather/scatter
+            sel = slice(0, n)  # streams 0..n-1: views of the state, no gather/scatter
         else:
-            sel, rows = ids, slice(None)
-        batch = self._buf[:n]
-        states = {name: arr[:, sel] for name, arr in self._state.items()}  # slice: views; ids: gathered copies
+            sel = ids
+        if isinstance(sel, slice):
+            batch, states = self._views(n)
+        else:  # gathered copies
+            batch, states = self._buf[:n], {name: arr[:, sel] for name, arr in self._state.items()}
         res = self._chain.step(batch, states)
         bad: list[int] = []
         for name, new in res.state.items():  # (num_layers, n, hidden)
-            new_rows = new[:, rows] if not isinstance(rows, slice) else new
+            new_rows = new[:, rows] if rows is not None else new
             if not np.isfinite(new_rows).all():
                 finite = np.isfinite(new_rows).all(axis=(0, 2))
                 bad.extend(ids[i] for i in np.flatnonzero(~finite))
-            if isinstance(sel, slice) and not self._static:
-                self._state[name][:, sel] = new
+            if rows is None and isinstance(sel, slice):
+                np.copyto(states[name], new)  # the state the next step's bound inputs read
             else:
                 self._state[name][:, ids] = new_rows
-        logits = res.logits[rows] if not isinstance(rows, slice) else res.logits  # (n, K)
+        logits = res.logits[rows] if rows is not None else res.logits  # (n, K)
         for s in sorted(set(bad)):
             log.warning("stream %d: the LSTM state became non-finite (bad input or an overflowing model); "
                         "state reset", s)
@@ -275,13 +287,21 @@ class Engine:
         self._bad = set(bad)
         return logits, res.encoder_ns, res.step_ns
 
+    def _views(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The input buffer and state of streams 0..n-1 as views, the same objects every call: the
+        backend keeps them bound (see :class:`~edgelstm.runtime.binding.BoundInputs`)."""
+        got = self._view_cache.get(n)
+        if got is None:
+            got = self._view_cache[n] = (self._buf[:n], {name: a[:, :n] for name, a in self._state.items()})
+        return got
+
     def _postprocess(self, ids: list[int], logits: np.ndarray) -> list[Prediction]:
         """Softmax, smoothing and top-k for the whole batch at once; one Prediction per stream."""
-        raw = np.array(logits, dtype=np.float32)  # (n, K): our copy (the runner may reuse its output buffer)
+        raw = np.asarray(logits, dtype=np.float32)  # (n, K): ours (runners return the caller's arrays)
         bad = self._bad
         if not bad and np.isfinite(raw.sum()):  # the common case: one check for the whole batch
             ok = _all_ok(len(ids))
-            probs = softmax(raw.copy())  # (n, K)
+            probs = softmax(raw)  # (n, K), a new array
         else:
             ok = np.isfinite(raw).all(axis=1) & np.array([s not in bad for s in ids])
             probs = softmax(np.where(ok[:, None], raw, 0.0).astype(np.float32, copy=False))
@@ -291,8 +311,10 @@ class Engine:
                 rows = np.flatnonzero(ok)
                 shown_probs[rows], shown[rows] = self._smoother.update_batch(np.asarray(ids)[rows], probs[rows])
         else:
-            shown_probs, shown = probs, probs.argmax(axis=1)
+            shown_probs, shown = probs, None
         order = np.argsort(-shown_probs, axis=1, kind="stable")[:, : self._k]  # (n, k), best first
+        if shown is None:
+            shown = order[:, 0]  # the argmax: a stable sort puts the first of equal maxima first
         order_l, probs_l, shown_l = order.tolist(), shown_probs.tolist(), shown.tolist()
         labels, zero, preds = self.labels, _PENDING, []
         for i, s in enumerate(ids):

@@ -13,6 +13,7 @@ calibration feed, the self-test and the latency measurements.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -26,10 +27,10 @@ import numpy as np
 
 from edgelstm import spec
 from edgelstm.errors import BundleError, DeviceError, unknown_choice
+from edgelstm.runtime.binding import BoundInputs, OutputBuffers
 from edgelstm.runtime.bundle import Bundle
 from edgelstm.spec import BATCH, Artifact, Backend, Manifest, ModelKind, Precision, Role, TensorSpec
 
-log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
 
 # onnxruntime device name -> execution provider
@@ -52,12 +53,18 @@ class BackendOptions:
 
 
 class ModelRunner(Protocol):
-    """A loaded model: ``run`` takes and returns arrays keyed by the spec's tensor names."""
+    """A loaded model: ``run`` takes and returns arrays keyed by the spec's tensor names.
+
+    The returned arrays are the caller's, unless ``views=True``: then they may be views of the
+    runner's own output buffers, valid until its next ``run`` (the encoder -> step hand-off in
+    :meth:`Chain.step`, which consumes them at once). A runner keeps its inputs bound between calls
+    and rebinds only the ones whose memory changed, so it is for one thread at a time.
+    """
 
     backend: Backend
     info: dict[str, str]  # what actually runs: device, provider, inference precision
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def run(self, feeds: dict[str, np.ndarray], *, views: bool = False) -> dict[str, np.ndarray]: ...
 
 
 def _dtype_of_ort(t: str) -> str:
@@ -113,10 +120,33 @@ class OrtRunner:
         self.output_names = [t.name for t in art.outputs]
         self.info = {"backend": "onnxruntime", "device": opts.device,
                      "provider": self.session.get_providers()[0], "inference_precision": str(art.precision)}
+        # IOBinding (see runtime.binding): CPU binds share the array's memory; other providers copy at bind
+        # time, so there every call rebinds.
+        self._io = self.session.io_binding()
+        dtypes = {t.name: np.dtype(t.dtype) for t in art.inputs}
+        self._inputs = BoundInputs(dtypes, self._io.bind_cpu_input, keep=provider == "CPUExecutionProvider")
+        self._buffers = OutputBuffers(art.inputs, art.outputs)
+        self._outs: list[np.ndarray] | None = None  # the arrays the outputs are bound to (None: onnxruntime's)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.session.run(self.output_names, feeds)
-        return dict(zip(self.output_names, outs))
+    def run(self, feeds: dict[str, np.ndarray], *, views: bool = False) -> dict[str, np.ndarray]:
+        if self._inputs.update(feeds):  # new input shapes: outputs of the matching size
+            self._bind_outputs(feeds)
+        self.session.run_with_iobinding(self._io)
+        outs = self._outs
+        if outs is None:
+            return dict(zip(self.output_names, self._io.copy_outputs_to_cpu()))
+        return dict(zip(self.output_names, outs if views else [o.copy() for o in outs]))
+
+    def _bind_outputs(self, feeds: dict[str, np.ndarray]) -> None:
+        io = self._io
+        io.clear_binding_outputs()
+        self._outs = self._buffers.get(feeds)
+        for i, name in enumerate(self.output_names):
+            if self._outs is None:
+                io.bind_output(name, "cpu")  # an output size no input sets: onnxruntime allocates it
+            else:
+                a = self._outs[i]
+                io.bind_output(name, "cpu", 0, a.dtype, list(a.shape), a.ctypes.data)
 
 
 def _ort_reason(e: Exception, path: Path) -> str:
@@ -167,7 +197,16 @@ class OvRunner:
         self.request = self.compiled.create_infer_request()
         self.output_names = [t.name for t in art.outputs]
         # a port can carry several names (an Identity folded away): index it by all of them
-        self._ports = {n: p for p in self.compiled.outputs for n in p.get_names()}
+        ports = {n: p for p in self.compiled.outputs for n in p.get_names()}
+        self._out_ports = [ports[n] for n in self.output_names]
+        # Inputs and outputs as shared-memory tensors set once per buffer (see runtime.binding): infer(dict)
+        # copies every input into the request and every output out of it.
+        self._tensor = tensor = ov.Tensor
+        request = self.request  # not self: no cycle, so closing an engine frees the request at once
+        self._inputs = BoundInputs({t.name: np.dtype(t.dtype) for t in art.inputs},
+                                   lambda name, a: request.set_tensor(name, tensor(a, shared_memory=True)))
+        self._buffers = OutputBuffers(art.inputs, art.outputs)
+        self._outs: list[np.ndarray] | None = None  # the arrays the outputs are bound to (None: the request's)
         try:
             precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         except Exception:  # not every device reports it
@@ -176,9 +215,17 @@ class OvRunner:
                      "inference_precision": _short_type(precision),
                      "static_batch": str(opts.static_batch)}
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.request.infer(feeds)
-        return {n: res[self._ports[n]] for n in self.output_names}
+    def run(self, feeds: dict[str, np.ndarray], *, views: bool = False) -> dict[str, np.ndarray]:
+        req = self.request
+        if self._inputs.update(feeds):  # new input shapes: outputs of the matching size
+            self._outs = self._buffers.get(feeds)
+            for port, a in zip(self._out_ports, self._outs or ()):
+                req.set_tensor(port, self._tensor(a, shared_memory=True))
+        req.infer(None, False, True)  # share_outputs: no copies into a result dict we would not use
+        outs = self._outs
+        if outs is None:  # an output size no input sets: views of the request's own tensors
+            outs = [req.get_tensor(p).data for p in self._out_ports]
+        return dict(zip(self.output_names, outs if views else [o.copy() for o in outs]))
 
 
 def _short_type(t: str) -> str:
@@ -265,7 +312,8 @@ class Chain:
             if record is not None:
                 record(Role.ENCODER, feeds)
             t = time.perf_counter_ns()
-            x = self.encoder.run(feeds)[spec.FEATURES]  # (N, F)
+            # views: the features go straight into the step graph (a recorder keeps them: then copies)
+            x = self.encoder.run(feeds, views=record is None)[spec.FEATURES]  # (N, F)
             enc_ns = time.perf_counter_ns() - t
         feeds = {self.first_input: x, **state}
         if record is not None:
@@ -273,7 +321,12 @@ class Chain:
         t = time.perf_counter_ns()
         out = self.step_runner.run(feeds)
         step_ns = time.perf_counter_ns() - t
-        return StepOut(out[spec.LOGITS], {s.input: out[s.output] for s in self.manifest.state}, enc_ns, step_ns)
+        return StepOut(out[spec.LOGITS], {i: out[o] for i, o in self._state_io}, enc_ns, step_ns)
+
+    @functools.cached_property
+    def _state_io(self) -> tuple[tuple[str, str], ...]:
+        """(input, output) name of each state tensor, e.g. ("h", "h_out")."""
+        return tuple((s.input, s.output) for s in self.manifest.state)
 
     def run(self, X: np.ndarray, record: Recorder | None = None) -> np.ndarray:
         """X (N, T, ...) inputs in the graph's colour order -> per-step logits (N, T, K), state from zero."""
