@@ -65,10 +65,11 @@ class ReplaySource:
         if self.limit is not None and self._i >= self.limit:
             return None
         self._pacer.wait()
-        img = self.frames[(self.offset + self._i) % len(self.frames)]
+        t0 = time.perf_counter()
+        img = self.frames[(self.offset + self._i) % len(self.frames)]  # rendered once: no decoding
         t = None if self.live else self._i / self.fps if self.fps else None
         self._i += 1
-        return RawFrame(img, t)
+        return RawFrame(img, t, decode_ms=(time.perf_counter() - t0) * 1e3)
 
     def close(self) -> None:
         pass

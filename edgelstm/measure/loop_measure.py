@@ -79,7 +79,8 @@ def measure(b: Bundle, eng: Any, s: Settings, camera: list[np.ndarray], *, label
                stages=stages, age_ms=stats(st.ages_ms), bare_ms=bare_ms, fps=round(fast.mean_fps, 1),
                paced_fps=round(st.mean_fps, 1), frames=st.frames_decided, dropped=st.frames_dropped,
                peak_rss_mb=round(rss.peak / 2**20, 1), model_bytes=int(info.get("model_bytes") or _bytes(b, eng)),
-               totals_ms=[round(x, 4) for x in st.stages_ms["total"]], note=note)
+               totals_ms=[round(x, 4) for x in st.stages_ms["total"]], unpaced_ms=stats(fast.stages_ms["total"]),
+               note=note)
 
 
 def first_frame(s: Settings) -> np.ndarray:

@@ -36,9 +36,11 @@ def rows_table(report: ProfileReport) -> Any:
     from rich.table import Table
 
     has_acc = any(r.accuracy is not None for r in report.rows)
-    summary = Table(title=f"edgelstm profile: {report.bundle}")
+    summary = Table(title=f"edgelstm profile: {report.bundle}", caption_justify="left",
+                    caption="¹ the loop's total un-paced (decisions back to back) over the model alone, p50; "
+                            "total ms is at the camera rate, where each decision starts with cold caches")
     for col, just in (("configuration", "left"), ("runs in", "left"), ("first\nms", "right"),
-                      ("total ms\np50/p90/p99", "right"), ("model only\np50 ms", "right"), ("loop /\nmodel", "right"),
+                      ("total ms\np50/p90/p99", "right"), ("model only\np50 ms", "right"), ("loop /\nmodel ¹", "right"),
                       ("frame age\np50/p99 ms", "right"), ("FPS\n(max)", "right"), ("dropped", "right"),
                       ("peak\nRSS", "right"), ("size", "right")):
         summary.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -47,7 +49,8 @@ def rows_table(report: ProfileReport) -> Any:
         summary.add_column("agrees\nw/ FP32", justify="right")
     stages = Table(title="per stage, ms p50/p90/p99 (mean in --json)", caption=machine_line(report.machine) + "; " +
                    f"{report.settings['frames']} decisions per row at {report.settings['fps']:g} fps from "
-                   f"{report.settings['source']}", caption_justify="left")
+                   f"{report.settings['source']}; decode is the source's read, in the capture thread beside the "
+                   "model (not part of total)", caption_justify="left")
     stages.add_column("configuration")
     for st in STAGES:
         stages.add_column(STAGE_TITLES[st], justify="right", no_wrap=True)
@@ -104,7 +107,7 @@ def plot(report: ProfileReport, path: Path) -> Path:
     ax1.set_title("latency CDF")
     ax1.grid(True, which="both", alpha=0.3)
     ax1.legend(fontsize=7, loc="lower right")
-    parts = ("preprocess", "encoder", "step", "postprocess")  # capture wait is idle time: not drawn
+    parts = ("decode", "preprocess", "encoder", "step", "postprocess")  # capture wait is idle time: not drawn
     y = np.arange(len(rows))
     left = np.zeros(len(rows))
     for s in parts:

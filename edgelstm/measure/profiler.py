@@ -76,6 +76,7 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
             report.rows.append(measure(b, eng, s, camera, label=cfg.label, mode="stream", device=cfg.device,
                                         load_s=time.perf_counter() - t0))
             del eng
+        _cold_note(report)
         if baselines:
             done = "baselines"
             _baselines(b, report, s, camera, configs, checkpoint, say)
@@ -95,6 +96,16 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
         report.interrupted = f"stopped during {done.removeprefix('profiling ')}; {len(report.rows)} row(s) complete"
         log.warning("profile %s", report.interrupted)
     return report
+
+
+def _cold_note(report: ProfileReport) -> None:
+    """Say so when the camera rate itself slows the decisions (caches and clocks cool between frames)."""
+    worst = max((r for r in report.rows if r.cold_factor == r.cold_factor), key=lambda r: r.cold_factor, default=None)
+    if worst is not None and worst.cold_factor >= 1.5:
+        report.notes.append(
+            f"at the camera rate a decision takes {worst.cold_factor:.1f}x as long as back to back ({worst.label}: "
+            f"{worst.stages['total']['p50']:.3f} ms against {worst.unpaced_ms['p50']:.3f} ms, p50): between frames the "
+            "caches go cold; 'loop / model' compares the un-paced loop with the model called back to back")
 
 
 def _check_profilable(b: Bundle, *, frames: int, streams: int, warmup: int, fps: float) -> None:

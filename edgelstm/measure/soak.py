@@ -57,7 +57,7 @@ class LoopingFile:
             if raw is None:
                 return None
         t = None if raw.t_media is None else raw.t_media + self._offset
-        return RawFrame(raw.image, t, raw.truth)
+        return RawFrame(raw.image, t, raw.truth, raw.decode_ms)
 
     def close(self) -> None:
         self.inner.close()

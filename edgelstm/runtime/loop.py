@@ -29,7 +29,9 @@ from edgelstm.spec import Temporal
 
 log = logging.getLogger(__name__)
 
-STAGES = ("preprocess", "encoder", "step", "postprocess", "total")
+# decode: the source's read, in the capture thread (overlapped with the model; not part of total);
+# preprocess..postprocess: the engine's stages of the decision; total: the engine's whole step_batch
+STAGES = ("decode", "preprocess", "encoder", "step", "postprocess", "total")
 
 
 class Rate(StrEnum):
@@ -262,6 +264,7 @@ def _record(stats: LoopStats, pred: Prediction, frame: Frame, stream: int, reaso
     stats.last_decision = now
     stats.frames_decided += 1
     tm, st = pred.timings, stats.stages_ms
+    st["decode"].append(frame.decode_ms)
     st["preprocess"].append(tm.preprocess)
     st["encoder"].append(tm.encoder)
     st["step"].append(tm.step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -38,11 +39,13 @@ class ImageFolderSource:
         while self._i < len(self._files):
             path = self._files[self._i]
             self._i += 1
+            t0 = time.perf_counter()
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
                 log.warning("%s: not a readable image; skipped", path)
                 continue
-            return RawFrame(img, (self._i - 1) / self.fps if self.fps else None)
+            return RawFrame(img, (self._i - 1) / self.fps if self.fps else None,
+                            decode_ms=(time.perf_counter() - t0) * 1e3)
         return None
 
     def close(self) -> None:
@@ -90,11 +93,12 @@ class SyntheticSource:
 
     def read(self) -> RawFrame | None:
         self._pacer.wait()
+        t0 = time.perf_counter()  # rendered ahead in the helper thread: the wait for it, if any
         if self._first is not None:
             (img, label), self._first = self._first, None
         else:
             img, label = self._queue.get(timeout=30.0)
-        return RawFrame(img, None, label)
+        return RawFrame(img, None, label, decode_ms=(time.perf_counter() - t0) * 1e3)
 
     def close(self) -> None:
         self._stop.set()

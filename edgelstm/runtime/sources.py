@@ -28,7 +28,6 @@ import numpy as np
 from edgelstm.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
-log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -39,6 +38,8 @@ class RawFrame:
     image: np.ndarray          # BGR uint8 (H, W, 3), as cameras deliver it
     t_media: float | None = None  # seconds on the source's own clock; None: use the capture time
     truth: int | None = None   # synthetic source: the class being rendered
+    decode_ms: float | None = None  # time the source spent making this frame (decode), pacing excluded;
+                                    # None: the capture thread times the whole read()
 
 
 class Source(Protocol):
@@ -112,6 +113,7 @@ class CaptureSource:
         if self._cap is None:
             raise SourceError(f"{self.name} is not open", fix="call open() first")
         self._pacer.wait()
+        t0 = time.perf_counter()
         ok, img = self._cap.read()
         if not ok or img is None:
             if self.kind == "file":  # the real end, whatever the header claimed
@@ -122,9 +124,10 @@ class CaptureSource:
             raise SourceError(f"{self.name} delivered no frame (disconnected?)", fix=SOURCE_FIX[self.kind])
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        decode_ms = (time.perf_counter() - t0) * 1e3
         t = self._read / self.fps if self.kind == "file" and self.fps else None
         self._read += 1
-        return RawFrame(img, t)
+        return RawFrame(img, t, decode_ms=decode_ms)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -171,8 +174,6 @@ def open_source(spec: str | int | Path, *, realtime: bool = False, fps: float | 
 
 
 # --- the capture thread ---------------------------------------------------------------------
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class Reconnect:
@@ -200,6 +201,7 @@ class Frame:
     t_media: float      # seconds on the source's clock (a file's position); live: the capture time; NaN: none
     epoch: int          # how many times the source was reopened before this frame
     truth: int | None = None
+    decode_ms: float = 0.0  # the source's time to make it (decode, conversion; see RawFrame.decode_ms)
 
 
 class Capture:
@@ -284,6 +286,7 @@ class Capture:
                 if not self._reconnect("stalled"):
                     break
                 continue
+            t0 = time.perf_counter()
             try:
                 raw = self.source.read()
             except Exception as e:  # noqa: BLE001 - SourceError, cv2.error, a queue timeout: all mean "no frame"
@@ -302,7 +305,8 @@ class Capture:
             now = time.monotonic()
             # live: the capture time is the clock; a file without fps has none (NaN: the gate feeds every frame)
             t_media = raw.t_media if raw.t_media is not None else now if self.live else float("nan")
-            frame = Frame(raw.image, self.read, now, t_media, self.epoch, raw.truth)
+            decode_ms = raw.decode_ms if raw.decode_ms is not None else (time.perf_counter() - t0) * 1e3
+            frame = Frame(raw.image, self.read, now, t_media, self.epoch, raw.truth, decode_ms)
             self.read += 1
             self._last_frame, self._stalled = now, False
             self._deliver(frame)

@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 from tests.bundles import make_bundle, make_checkpoint  # noqa: E402
 
 FAST = ("--frames", "8", "--warmup", "2", "--fps", "120")
-STAGE_HEADERS = ("capture wait", "preprocess", "encoder", "LSTM step", "postprocess", "total")
+STAGE_HEADERS = ("capture wait", "decode", "preprocess", "encoder", "LSTM step", "postprocess", "total")
+ENGINE_STAGES = ("preprocess", "encoder", "step", "postprocess")  # the parts of the engine's total
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_profile_table_json_png(bundle: Path, tmp_path: Path) -> None:
     assert "per stage, ms p50/p90/p99" in out and "total ms" in out  # the summary and the per-stage table
     assert "clip re-inference" in out and "PyTorch eager" in out and "frame age" in out
     data = json.loads(js.read_text())
-    assert data["stages"] == ["capture_wait", "preprocess", "encoder", "step", "postprocess", "total"]
+    assert data["stages"] == ["capture_wait", "decode", "preprocess", "encoder", "step", "postprocess", "total"]
     assert data["machine"]["cores"] >= 1 and data["machine"]["cpu"]
     rows = {(r["mode"], r["backend"], r["precision"]) for r in data["rows"]}
     assert {("stream", "onnxruntime", "fp32"), ("stream", "onnxruntime", "int8"), ("stream", "openvino", "fp32"),
@@ -66,6 +67,33 @@ def test_profile_table_json_png(bundle: Path, tmp_path: Path) -> None:
     assert ov["inference_precision"] == "f32"  # the intel-cpu profile pins f32: reported as what ran
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert not list(png.parent.glob(".*tmp"))  # written atomically
+
+
+def test_profile_a_video_file_shows_decode(bundle: Path, tmp_path: Path) -> None:
+    """--source FILE: decoding (the source's read) is its own stage with p50/p90/p99, apart from the engine's
+    stages, whose means add up to at most the total's."""
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "cam.avi"
+    wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 120.0, (64, 48))
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        wr.write(np.roll(cv2.resize(rng.integers(0, 256, (4, 4, 3), np.uint8), (64, 48)), 2 * i, axis=1))
+    wr.release()
+    js = tmp_path / "f.json"
+    code, out, err = _run(str(bundle), "--device", "cpu", "--backend", "onnxruntime", "--precision", "fp32",
+                          "--no-baselines", *FAST, "--source", str(video), "--json", str(js))
+    assert code == 0, err
+    assert "decode" in out
+    data = json.loads(js.read_text())
+    assert "decode" in data["stages"] and str(video) in data["settings"]["source"]
+    (row,) = data["rows"]
+    dec = row["stages"]["decode"]
+    assert set(dec) == {"p50", "p90", "p99", "mean"} and 0 <= dec["p50"] <= dec["p90"] <= dec["p99"]
+    assert dec["mean"] > 0  # a JPEG decoded per frame
+    parts = sum(row["stages"][s]["mean"] for s in ENGINE_STAGES)
+    assert parts <= row["stages"]["total"]["mean"] + 4 * 5e-5  # means of per-decision sums, rounded to 0.1 us
 
 
 def test_profile_streams_two(bundle: Path, tmp_path: Path) -> None:

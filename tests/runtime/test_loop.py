@@ -180,3 +180,16 @@ def run_loop_logits(toy: Toy, video: Path) -> np.ndarray:
     out: list[np.ndarray] = []
     run_loop(Engine.load(toy.path), open_source(video), on_decision=lambda d: out.append(d.prediction.logits))
     return np.stack(out)
+
+
+def test_decode_is_recorded_per_decision_beside_the_engine_stages(toy: Toy, tmp_path: Path) -> None:
+    """A real video file: every decision records the source's read (decode) as its own stage; the engine's
+    stages of one decision add up to at most its total."""
+    path = write_video(tmp_path / "v.avi", frames(12, size=(48, 64)), fps=30.0)
+    stats = run_loop(Engine.load(toy.path), CaptureSource(str(path)), rate="all")
+    assert stats.frames_decided == 12
+    st = {k: np.asarray(v) for k, v in stats.stages_ms.items()}
+    assert len(st["decode"]) == 12 and (st["decode"] >= 0).all() and st["decode"].sum() > 0
+    parts = st["preprocess"] + st["encoder"] + st["step"] + st["postprocess"]  # decision by decision
+    assert (parts <= st["total"] + 1e-9).all()
+    assert {"p50", "p99"} <= set(stats.summary()["latency_ms"]["decode"])
