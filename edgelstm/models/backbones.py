@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgelstm.errors import CheckpointError, UsageError, unknown_choice
@@ -27,26 +28,44 @@ from edgelstm.models.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
+IMAGENET_STRIDE = 32  # every ImageNet trunk below: a 224x224 frame gives a 7x7 map
 Norm = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std), 0..1 scale, RGB
 
 
 class PooledEncoder(nn.Module):
-    """An ImageNet trunk (its children are its blocks), global average pool, projection to ``feature_size``."""
+    """An ImageNet trunk (its children are its blocks), average pooled to a ``grid`` x ``grid`` map, projected to
+    ``feature_size``. ``grid`` 1 is the classic global pooling; 2 or more keeps where things are, which motion
+    direction (an object's or the camera's) needs: a global average of a panning view barely changes."""
 
-    def __init__(self, body: nn.Module, channels: int, feature_size: int, name: str) -> None:
+    def __init__(self, body: nn.Module, channels: int, feature_size: int, name: str, grid: int = 2) -> None:
         super().__init__()
         self.body = body
-        self.proj = nn.Sequential(nn.Linear(channels, feature_size), nn.ReLU(inplace=True))
+        self.grid = grid
+        self.proj = nn.Sequential(nn.Linear(channels * grid * grid, feature_size), nn.ReLU(inplace=True))
         self.feature_size, self.name = feature_size, name
 
-    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, C): global average pooling
-        return maps.mean((2, 3))
+    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, C * grid * grid)
+        if self.grid == 1:
+            return maps.mean((2, 3))
+        return grid_pool(maps, self.grid).flatten(1)
 
-    def project(self, pooled: torch.Tensor) -> torch.Tensor:  # (N, C) -> (N, F)
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:  # (N, C * grid * grid) -> (N, F)
         return self.proj(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, F)
         return self.project(self.pool_maps(self.body(x)))
+
+
+def grid_pool(maps: torch.Tensor, grid: int) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, grid, grid): ``grid`` equal, evenly spaced windows that cover the map (overlapping
+    when ``grid`` does not divide it: 5 -> 2 averages rows 0-2 and 2-4, as adaptive pooling does). A plain
+    AveragePool in ONNX at the exported frame size, where adaptive pooling to a non-divisor does not export."""
+    h, w = int(maps.shape[-2]), int(maps.shape[-1])
+    if h < grid or w < grid:
+        raise ValueError(f"a {h}x{w} feature map cannot be pooled to {grid}x{grid}: use larger frames or a smaller "
+                         "--encoder-grid")
+    sh, sw = h // grid, w // grid
+    return F.avg_pool2d(maps, kernel_size=(h - (grid - 1) * sh, w - (grid - 1) * sw), stride=(sh, sw))
 
 
 @dataclass(frozen=True)
@@ -104,19 +123,25 @@ def _spec(name: str) -> EncoderSpec:
     return ENCODERS[name]
 
 
-def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | None = None) -> nn.Module:
+def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | None = None,
+                  grid: int | None = None) -> nn.Module:
     """A per-frame encoder (N, 3, H, W) normalised float -> (N, feature_size), with ``body`` (its children are
-    its blocks), ``feature_size`` and ``name``. ``widths``: ``mobile``/``wide`` only."""
+    its blocks), ``feature_size`` and ``name``. ``widths``: ``mobile``/``wide`` only. ``grid``: the pooled map's
+    side (default: 2 for ImageNet trunks, 4 for mobile/wide, 2 for tiny)."""
     spec = _spec(name)
+    if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= 8):
+        raise UsageError(f"--encoder-grid {grid!r}", expected="a whole number from 1 (global pooling) to 8",
+                         fix="pass e.g. --encoder-grid 2")
     if spec.body is not None:
         body, channels = spec.body()
-        return PooledEncoder(body, channels, feature_size, name)
+        return PooledEncoder(body, channels, feature_size, name, grid=2 if grid is None else grid)
     own: nn.Module
     if name == "tiny":
-        own = TinyEncoder(feature_size=feature_size)
+        own = TinyEncoder(feature_size=feature_size, grid=2 if grid is None else grid)
     else:
         cls = MobileEncoder if name == "mobile" else WideEncoder
-        own = cls(tuple(widths), feature_size=feature_size) if widths else cls(feature_size=feature_size)
+        args = {"widths": tuple(widths)} if widths else {}
+        own = cls(**args, feature_size=feature_size, grid=4 if grid is None else grid)
     setattr(own, "name", name)  # the table name, as PooledEncoder has it
     return own
 

@@ -30,11 +30,11 @@ def _frame_norm(encoder: str, pretrained: bool, norm: dict[str, Any]) -> dict[st
 @register_model
 def student(*, num_classes: int, hidden_size: int = 128, feature_size: int = 128,
             widths: tuple[int, ...] = (16, 32, 64, 64), encoder: str = "mobile", pretrained: bool = False,
-            **norm: tuple[float, ...]) -> StreamingClipModel:
+            encoder_grid: int | None = None, **norm: tuple[float, ...]) -> StreamingClipModel:
     """Causal student: a per-frame encoder (MobileNet-like by default; ``encoder``: see models.backbones) + one
     LSTM layer (default for clips). ``pretrained``: the encoder starts from pretrained weights (loaded after
     building, with ``load_encoder_weights``), so frames are normalised as those weights expect."""
-    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths))
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
     return StreamingClipModel(cast(Any, enc), hidden_size, 1, num_classes, **_frame_norm(encoder, pretrained, norm))
 
 
@@ -61,7 +61,8 @@ def teacher_tiny(*, num_classes: int, hidden_size: int = 24, **norm: tuple[float
 
 @register_model
 def pooling(*, num_classes: int, feature_size: int = 128, widths: tuple[int, ...] = (16, 32, 64, 64),
-            encoder: str = "mobile", pretrained: bool = False, **norm: tuple[float, ...]) -> PoolingClipModel:
+            encoder: str = "mobile", pretrained: bool = False, encoder_grid: int | None = None,
+            **norm: tuple[float, ...]) -> PoolingClipModel:
     """Frame-pooling baseline: the student's encoder, mean over time, no LSTM."""
-    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths))
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
     return PoolingClipModel(cast(Any, enc), num_classes, **_frame_norm(encoder, pretrained, norm))

@@ -10,7 +10,7 @@ from torch import nn
 from edgelstm.data import Dataset, Kind
 from edgelstm.errors import UsageError
 from edgelstm.models import create_model, model_names
-from edgelstm.models.backbones import load_encoder_weights
+from edgelstm.models.backbones import ENCODERS, IMAGENET_STRIDE, load_encoder_weights
 from edgelstm.models.freeze import freeze
 from edgelstm.models.protocols import FeatureModel
 from edgelstm.models.video_nets import PREFIX, VideoNet, video_net_spec
@@ -71,12 +71,7 @@ def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None,
     """The model for ``ds``; ``encoder``: the per-frame encoder, its pretrained weights (then frames are
     normalised as those weights expect) and which of its blocks stay frozen; ``init_weights``: a state_dict the
     whole model starts from (its classifier may have other classes: then that starts afresh)."""
-    extra: dict[str, Any] = {}
-    if encoder.name is not None or encoder.weights is not None:
-        if ds.kind == Kind.FEATURES:
-            raise UsageError(f"--encoder/--encoder-weights with features data ({ds.source})",
-                             expected="a frame dataset (videos or 'synthetic')", fix="drop the encoder options")
-        extra = {"encoder": encoder.name or "mobile", "pretrained": encoder.weights is not None}
+    extra = _encoder_options(encoder, ds)
     cfg = model_config(name, ds, {**(overrides or {}), **extra}, standardize=standardize)
     try:
         model = create_model(name, **cfg)
@@ -97,6 +92,29 @@ def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None,
         frozen = freeze(enc, unfreeze_last=encoder.unfreeze_last)
         log.info("encoder: %d block(s) frozen, the last %d and the projection train", frozen, encoder.unfreeze_last)
     return model, cfg
+
+
+def _encoder_options(encoder: EncoderChoice, ds: Dataset) -> dict[str, Any]:
+    """The model options an --encoder choice sets. An ImageNet trunk's map (output stride 32) is pooled to 2x2 by
+    default, or globally when the frames are too small for that (32x32 frames give a 1x1 map)."""
+    if encoder.name is None and encoder.weights is None and encoder.grid is None:
+        return {}
+    if ds.kind == Kind.FEATURES:
+        raise UsageError(f"--encoder/--encoder-weights/--encoder-grid with features data ({ds.source})",
+                         expected="a frame dataset (videos or 'synthetic')", fix="drop the encoder options")
+    name = encoder.name or "mobile"
+    extra: dict[str, Any] = {"encoder": name, "pretrained": encoder.weights is not None}
+    if name in ENCODERS and ENCODERS[name].body is not None:
+        side = -(-min(ds.size or (0, 0)) // IMAGENET_STRIDE)
+        grid = encoder.grid if encoder.grid is not None else min(2, max(side, 1))
+        if grid > side:
+            raise UsageError(f"--encoder-grid {grid} with {name} on {ds.size[0]}x{ds.size[1]} frames "  # type: ignore[index]
+                             f"(its last map is {side}x{side})", expected=f"--encoder-grid {max(side, 1)} or less",
+                             fix=f"pass --encoder-grid {max(side, 1)}, or larger frames (--size)")
+        extra["encoder_grid"] = grid
+    elif encoder.grid is not None:
+        extra["encoder_grid"] = encoder.grid
+    return extra
 
 
 def _init_from(model: nn.Module, path: Path) -> None:

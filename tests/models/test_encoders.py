@@ -146,7 +146,7 @@ def test_freeze_keeps_frozen_blocks_fixed() -> None:
     frozen_bn, live_bn = blocks[0][1], blocks[-1][1]  # the stem's and the head's BatchNorm
     before = (frozen_bn.running_mean.clone(), live_bn.running_mean.clone())
     model.train()  # reaches every submodule; frozen blocks must go back to eval
-    loss = model(torch.randint(0, 255, (2, 3, 32, 32, 3), dtype=torch.uint8)).sum()
+    loss = model(torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8)).sum()
     loss.backward()
     assert not frozen_bn.training and live_bn.training
     torch.testing.assert_close(frozen_bn.running_mean, before[0])  # pretrained statistics kept
@@ -156,7 +156,7 @@ def test_freeze_keeps_frozen_blocks_fixed() -> None:
     assert all(p.grad is not None for p in model.encoder.proj.parameters())
     freeze(model.encoder, unfreeze_last=len(blocks))  # everything trains again
     model.train()
-    model(torch.zeros(1, 2, 32, 32, 3, dtype=torch.uint8))
+    model(torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8))
     assert frozen_bn.training and all(p.requires_grad for p in model.encoder.parameters())
     with pytest.raises(UsageError, match="--unfreeze-last 99"):
         freeze(model.encoder, unfreeze_last=99)
