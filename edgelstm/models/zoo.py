@@ -5,7 +5,7 @@ from typing import Any, cast
 
 from edgelstm.models.backbones import build_encoder, pretrained_norm
 from edgelstm.models.clip_models import BiLSTMClipModel, PoolingClipModel, StreamingClipModel
-from edgelstm.models.encoders import TinyEncoder, WideEncoder
+from edgelstm.models.encoders import TinyEncoder
 from edgelstm.models.lstm_classifier import LSTMVideoClassifier
 from edgelstm.models.registry import register_model
 
@@ -46,11 +46,13 @@ def student_tiny(*, num_classes: int, hidden_size: int = 16, **norm: tuple[float
 
 @register_model
 def teacher(*, num_classes: int, hidden_size: int = 192, num_layers: int = 2, bidirectional: bool = True,
-            feature_size: int = 256, widths: tuple[int, ...] = (32, 64, 128, 128),
-            **norm: tuple[float, ...]) -> BiLSTMClipModel:
-    """Wide encoder + two-layer bidirectional LSTM. Non-causal: for distillation, not deployment."""
-    return BiLSTMClipModel(WideEncoder(tuple(widths), feature_size=feature_size), hidden_size, num_layers,
-                           num_classes, bidirectional, **norm)
+            feature_size: int = 256, widths: tuple[int, ...] = (32, 64, 128, 128), encoder: str = "wide",
+            pretrained: bool = False, encoder_grid: int | None = None, **norm: tuple[float, ...]) -> BiLSTMClipModel:
+    """A per-frame encoder (edgelstm's wide CNN by default, or any of models.backbones) + two-layer bidirectional
+    LSTM. Non-causal: for distillation, not deployment."""
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
+    return BiLSTMClipModel(cast(Any, enc), hidden_size, num_layers, num_classes, bidirectional,
+                           **_frame_norm(encoder, pretrained, norm))
 
 
 @register_model

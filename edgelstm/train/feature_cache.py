@@ -34,13 +34,13 @@ from edgelstm.models.freeze import encoder_blocks
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-CACHED_SPLITS = ("train", "val")  # the test split is scored once, by the saved model on its frames
+CACHED_SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class CachedTraining:
     net: nn.Module     # what trains and validates: a CachedView over the model
-    data: Dataset      # train and val as cached features (N, T, ...) float32; test left as frames
+    data: Dataset      # every split as cached features (N, T, ...) float32
     frozen: int        # encoder blocks run once
     seconds: float     # extraction wall time (0 when every split came from the disk cache)
 
@@ -157,7 +157,7 @@ def _cached_split(model: nn.Module, split: Split, frozen: int, *, name: str, cac
 
 def cached_training(model: nn.Module, ds: Dataset, *, cache_dir: Path | None = None,
                     progress: bool = True) -> CachedTraining:
-    """Run ``model``'s frozen encoder prefix once over train and val; the view that trains on the result."""
+    """Run ``model``'s frozen encoder prefix once over every split; the view that trains on the result."""
     frozen = int(cast(Any, model.encoder).frozen_blocks)
     splits = dict(ds.splits)
     seconds = 0.0

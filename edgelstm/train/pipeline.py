@@ -18,6 +18,7 @@ Measure with ``time python -m edgelstm.train.pipeline OUT [--seed S]``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,19 +30,32 @@ import torch
 
 from edgelstm.data import Dataset, load_dataset
 from edgelstm.fsutil import write_text_atomic
-from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
+from edgelstm.train.config import DataConfig, DistillConfig, EncoderChoice, TrainConfig
 from edgelstm.train.trainer import RunResult, distill, train
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class RunSpec:
+    """One model of the stage: what it is, how long it trains, whether it learns from the teacher."""
+
+    name: str                      # its row and folder: teacher, student_distilled, ...
+    model: str
+    epochs: int
+    lr: float
+    distill: bool = False          # from the stage's first run (the teacher), else from labels alone
+    encoder: EncoderChoice = EncoderChoice()
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Settings of the training stage (the defaults are the measured quickstart settings)."""
 
+    data: str = "synthetic"          # "synthetic" or a video folder (the footage preset's)
     size: tuple[int, int] = (32, 32)
     clip_len: int = 12
-    counts: tuple[int, int, int] = (4000, 400, 1000)  # synthetic clips in train, val, test
+    counts: tuple[int, int, int] | None = (4000, 400, 1000)  # synthetic clips in train, val, test
     seed: int = 0
     threads: int = 2
     batch_size: int = 32
@@ -58,65 +72,86 @@ class StageConfig:
     student: str = "student"
     baseline: str = "pooling"
     progress: bool = True
+    runs: tuple[RunSpec, ...] = ()   # empty: teacher, distilled and scratch student, pooling, from the fields above
+
+    def run_specs(self) -> tuple[RunSpec, ...]:
+        return self.runs or (RunSpec("teacher", self.teacher, self.teacher_epochs, self.teacher_lr),
+                             RunSpec("student_distilled", self.student, self.student_epochs, self.student_lr, True),
+                             RunSpec("student_scratch", self.student, self.student_epochs, self.student_lr),
+                             RunSpec("pooling", self.baseline, self.pooling_epochs, self.student_lr))
+
+
+def footage_config(data: str | Path, *, progress: bool = True) -> StageConfig:
+    """The footage preset (``quickstart --preset footage``): 160x160 real frames, every model on the ImageNet
+    EfficientNet-Lite0 encoder, frozen, so it runs once and everything trains on its cached features; the
+    teacher is a two-layer bidirectional LSTM over them, the student one small causal LSTM. Two controls: the
+    same student from labels alone (scratch) and distilled on a random encoder (what the ImageNet weights buy)."""
+    lite0 = EncoderChoice("efficientnet_lite0", "imagenet", freeze=True)
+    random = EncoderChoice("efficientnet_lite0", None, freeze=True)
+    return StageConfig(data=str(data), size=(160, 160), clip_len=12, counts=None, progress=progress, runs=(
+        RunSpec("teacher", "teacher", 10, 2e-3, encoder=lite0),
+        RunSpec("student_distilled", "student", 12, 3e-3, True, lite0),
+        RunSpec("student_scratch", "student", 12, 3e-3, False, lite0),
+        RunSpec("student_random_encoder", "student", 12, 3e-3, True, random),
+        RunSpec("pooling", "pooling", 10, 3e-3, False, lite0)))
 
 
 def train_stage(out_dir: str | Path, *, config: StageConfig = StageConfig(),
                 dataset: Dataset | None = None) -> list[dict[str, Any]]:
-    """Train teacher -> distilled student -> scratch student -> pooling baseline into ``out_dir``.
+    """Train the stage's runs (teacher first, then the models distilled from it or trained alone) into ``out_dir``.
 
-    Writes ``out_dir/{teacher,student_distilled,student_scratch,pooling}/`` (each with best.pt,
-    last.pt, metrics.json) and ``out_dir/train_stage.json``. Returns one row per model:
-    ``{"name", "model", "test_accuracy", "val_accuracy", "params", "macs_per_frame", "checkpoint",
-    "seconds"}``, in that order.
+    Writes ``out_dir/<run>/`` (each with best.pt, last.pt, metrics.json) and ``out_dir/train_stage.json``.
+    Returns one row per run: ``{"name", "model", "test_accuracy", "val_accuracy", "params", "macs_per_frame",
+    "checkpoint", "seconds", "early_accuracy", "stream_accuracy"}`` (+ "pair_accuracy" on the synthetic set).
     """
     out = Path(out_dir)
     c = config
     t0 = time.perf_counter()
     if c.threads:
         torch.set_num_threads(c.threads)
-    ds = dataset or load_dataset("synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts, seed=c.seed)
-    data = DataConfig(spec="synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts)
+    counts = c.counts if c.data == "synthetic" else None
+    ds = dataset or load_dataset(c.data, size=c.size, clip_len=c.clip_len, counts=counts, seed=c.seed)
+    data = DataConfig(spec=c.data, size=c.size, clip_len=c.clip_len, counts=counts)
     log.info("dataset ready in %.1fs", time.perf_counter() - t0)
-
-    def cfg(model: str, run: str, epochs: int, lr: float) -> TrainConfig:
-        return TrainConfig(model=model, out=out / run, data=data, epochs=epochs, batch_size=c.batch_size, lr=lr,
-                           seed=c.seed, threads=c.threads, force=True, progress=c.progress,
-                           stream_pairs=c.stream_pairs)
-
-    runs: list[tuple[str, str, RunResult]] = []
-    teacher = train(cfg(c.teacher, "teacher", c.teacher_epochs, c.teacher_lr), ds)
-    runs.append(("teacher", c.teacher, teacher))
-    dcfg = DistillConfig(teacher=teacher.best, alpha=c.alpha, temperature=c.temperature, step_weighting=c.step_weighting,
-                         stream_pairs=c.stream_pairs)
-    runs.append(("student_distilled", c.student,
-                 distill(cfg(c.student, "student_distilled", c.student_epochs, c.student_lr), dcfg, ds)))
-    runs.append(("student_scratch", c.student,
-                 train(cfg(c.student, "student_scratch", c.student_epochs, c.student_lr), ds)))
-    runs.append(("pooling", c.baseline,
-                 train(cfg(c.baseline, "pooling", c.pooling_epochs, c.student_lr), ds)))
-    rows = [{"name": name, "model": model, "test_accuracy": r.test_accuracy, "val_accuracy": r.val_accuracy,
-             "params": r.params, "macs_per_frame": r.macs_per_frame, "checkpoint": str(r.best),
-             "seconds": round(r.seconds, 1), **_temporal_metrics(r.best, ds)} for name, model, r in runs]
+    runs: list[tuple[RunSpec, RunResult]] = []
+    for spec in c.run_specs():
+        cfg = TrainConfig(model=spec.model, out=out / spec.name, data=data, epochs=spec.epochs,
+                          batch_size=c.batch_size, lr=spec.lr, seed=c.seed, threads=c.threads, force=True,
+                          progress=c.progress, stream_pairs=c.stream_pairs, encoder=spec.encoder)
+        if spec.distill:
+            dcfg = DistillConfig(teacher=runs[0][1].best, alpha=c.alpha, temperature=c.temperature,
+                                 step_weighting=c.step_weighting, stream_pairs=c.stream_pairs)
+            runs.append((spec, distill(cfg, dcfg, ds)))
+        else:
+            runs.append((spec, train(cfg, ds)))
+    rows = [_row(spec, r, ds) for spec, r in runs]
     summary = {"rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
-               "config": json.loads(json.dumps(c.__dict__, default=str))}
+               "config": json.loads(json.dumps(dataclasses.asdict(c), default=str))}
     write_text_atomic(out / "train_stage.json", json.dumps(summary, indent=2) + "\n")
     return rows
 
 
-def _temporal_metrics(path: Path, ds: Dataset) -> dict[str, Any]:
-    """Test accuracy after part of each clip, and across two clips without a state reset."""
-    from edgelstm.models.checkpoint import load_checkpoint
-    from edgelstm.train.evaluate import early_accuracy, stream_accuracy
+def _row(spec: RunSpec, r: RunResult, ds: Dataset) -> dict[str, Any]:
+    """A run's row: its scores (the test metrics come from its metrics.json, scored once by the trainer)."""
+    m = json.loads((r.out / "metrics.json").read_text())
+    row = {"name": spec.name, "model": spec.model, "test_accuracy": r.test_accuracy, "val_accuracy": r.val_accuracy,
+           "params": r.params, "macs_per_frame": r.macs_per_frame, "checkpoint": str(r.best),
+           "seconds": round(r.seconds, 1), "early_accuracy": m.get("early_accuracy", {}),
+           "stream_accuracy": m.get("stream_accuracy", {}), "encoder": m["model_config"].get("encoder"),
+           "pretrained": m["model_config"].get("pretrained", False)}
+    if ds.source == "synthetic":
+        row["pair_accuracy"] = _pair_accuracy(r.best, ds)
+    return row
 
+
+def _pair_accuracy(path: Path, ds: Dataset) -> float:
+    """The synthetic classes come in time-reversed pairs (2k, 2k+1): an order-blind model can find the pair from
+    appearance but must guess the member, so its pair accuracy is high and its accuracy about half of it."""
+    from edgelstm.models.checkpoint import load_checkpoint
     from edgelstm.train.evaluate import predict
 
-    model = load_checkpoint(path).model
     test = ds["test"]
-    # the synthetic classes come in time-reversed pairs (2k, 2k+1): an order-blind model can find the
-    # pair from appearance but must guess the member, so its pair accuracy is high and accuracy ~half
-    pair = float((predict(model, test).argmax(-1) // 2 == test.y // 2).mean())
-    return {"early_accuracy": early_accuracy(model, test), "stream_accuracy": stream_accuracy(model, test),
-            "pair_accuracy": pair}
+    return float((predict(load_checkpoint(path).model, test).argmax(-1) // 2 == test.y // 2).mean())
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -148,10 +148,11 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
         barrier(d)
     test_acc = None
     if d.main:
-        test_acc = _test_best(out / "best.pt", ds, cfg, d)
+        scores = _score_best(out / "best.pt", model, net, seen, cfg, d)
+        test_acc = scores.get("test_accuracy")
         metrics = {"model": model_name, "model_config": model_cfg, "data": facts.to_dict(), "classes": list(ds.classes),
                    "splits": {k: len(v) for k, v in ds.splits.items()}, "params": n_params, "macs_per_frame": macs,
-                   "best_epoch": state.best_epoch, "val_accuracy": state.best_val, "test_accuracy": test_acc,
+                   "best_epoch": state.best_epoch, "val_accuracy": state.best_val, **scores,
                    "history": state.history, "world_size": d.world, "wall_s": round(time.perf_counter() - t0, 2),
                    "config": _jsonable_config(cfg), **(meta or {})}
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
@@ -209,13 +210,20 @@ def _save_epoch(out: Path, ckpt: Checkpoint, state: _Progress, opt: torch.optim.
     save_checkpoint(out / "last.pt", ckpt)
 
 
-def _test_best(best_path: Path, ds: Dataset, cfg: TrainConfig, d: Dist) -> float | None:
-    """The best checkpoint's accuracy on the test split, if the dataset has one."""
-    best = load_checkpoint(best_path)
-    if "test" in ds.splits and len(ds["test"]):
-        return accuracy(predict(best.model.to(d.device), ds["test"], batch_size=cfg.eval_batch_size,
-                                device=d.device), ds["test"].y)
-    return None
+def _score_best(best_path: Path, model: nn.Module, net: nn.Module, seen: Dataset, cfg: TrainConfig,
+                d: Dist) -> dict[str, Any]:
+    """The best checkpoint on the test split, if there is one: accuracy, accuracy after part of each clip, and
+    across two clips with no reset. Scored through ``net`` (the model, or its view on cached features: the
+    same numbers, without re-running a frozen encoder per metric); ``model`` ends holding the best weights."""
+    from edgelstm.train.evaluate import early_accuracy, stream_accuracy
+
+    if "test" not in seen.splits or not len(seen["test"]):
+        return {"test_accuracy": None}
+    model.load_state_dict(load_checkpoint(best_path).model.state_dict())
+    test, bs, dev = seen["test"], cfg.eval_batch_size, d.device
+    return {"test_accuracy": accuracy(predict(net, test, batch_size=bs, device=dev), test.y),
+            "early_accuracy": early_accuracy(net, test, batch_size=bs, device=dev),
+            "stream_accuracy": stream_accuracy(net, test, batch_size=bs, device=dev)}
 
 
 def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, model_name: str) -> _Progress:

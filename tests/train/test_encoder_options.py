@@ -48,7 +48,7 @@ def test_encoder_options_that_make_no_sense_are_usage_errors(tmp_path: Path) -> 
         (["train", "--data", str(tmp_path / "f.npz"), "--encoder", "mobilenet_v3_small"], "with features data"),
         (["train", *BASE, "--unfreeze-last", "2"], "without --freeze-encoder"),
         (["train", *BASE, "--encoder", "mobilenet_v3_small", "--encoder-weights", "imagenet"], "never downloads"),
-        (["train", *BASE, "--model", "teacher", "--encoder", "efficientnet_lite0"], "does not take"),
+        (["train", *BASE, "--model", "teacher_tiny", "--encoder", "efficientnet_lite0"], "does not take"),
     ]
     for i, (args, needle) in enumerate(cases):
         r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / f"o{i}")])

@@ -41,7 +41,10 @@ def test_training_on_the_cache_equals_training_on_frames(tmp_path: Path, model: 
     cached = train(_cfg(tmp_path / "cached", model, unfreeze_last, True, **extra))
     frames = train(_cfg(tmp_path / "frames", model, unfreeze_last, False, **extra))
     _same_weights(cached.best, frames.best)
-    assert cached.test_accuracy == frames.test_accuracy  # test: scored on frames by the saved frame model
+    assert cached.test_accuracy == frames.test_accuracy  # the view on cached test clips scores as the model on frames
+    for key in ("early_accuracy", "stream_accuracy"):
+        assert (json.loads((tmp_path / "cached" / "metrics.json").read_text())[key]
+                == json.loads((tmp_path / "frames" / "metrics.json").read_text())[key])
     m = json.loads((tmp_path / "cached" / "metrics.json").read_text())
     frozen = 7 - unfreeze_last  # mobile: a stem and three depthwise-separable pairs
     assert m["feature_cache"]["frozen_blocks"] == frozen
@@ -61,7 +64,7 @@ def test_a_second_run_reads_the_features_from_disk(tmp_path: Path, monkeypatch: 
     cfg = _cfg(tmp_path / "one", "student", 0, True)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(DATA, cache_dir=tmp_path / "cache"))
     train(cfg)
-    assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2  # train and val
+    assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 3  # train, val and test
 
     def no_extraction(*a: object, **k: object) -> None:
         raise AssertionError("the frozen encoder ran again")
