@@ -55,7 +55,7 @@ def synthetic(out: str, size: str, clip_len: int, n_train: int, n_val: int, n_te
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--size", default="160,160", show_default=True, help="Frame size H,W (each at least 32).")
 @click.option("--clip-len", default=16, show_default=True, help="Frames per clip.")
-@click.option("--stride", default=2, show_default=True, help="Source frames between two clip frames.")
+@click.option("--stride", default=1, show_default=True, help="Source frames between two clip frames.")
 @click.option("--task", type=click.Choice(["motion", "direction"]), default="motion", show_default=True,
               help="motion: static, pan_left/right/up/down, zoom_in/out; direction: forward or reversed playback.")
 @click.option("--train", "n_train", default=700, show_default=True, help="Clips in train.")

@@ -10,7 +10,8 @@ Classes come in time-reversed pairs, as in :mod:`edgelstm.data.synthetic`: the s
 the first one's clip, with the same random draws, played backwards. In ``motion`` the source is played
 backwards in half the clips of every class, so the label lies in the window's motion, never in the
 content's own; a pair's clips share their frame statistics, so an order-free model (frame pooling) can only
-guess between the two.
+guess between the two. Half the clips of every class show the source mirrored left-right (the window's
+motion kept), for twice the scenes from the same few videos.
 
 Train, val and test take their clips from different source videos (:mod:`edgelstm.data.footage_sources`).
 Each clip is a pure function of (seed, split, index) and its source's frames: the same command writes the
@@ -71,7 +72,7 @@ PAIRS: dict[Task, tuple[tuple[str, str], ...]] = {
 class FootageConfig:
     size: tuple[int, int] = (160, 160)  # (H, W) written
     clip_len: int = 16
-    stride: int = 2                      # source frames between two clip frames
+    stride: int = 1                      # source frames between two clip frames
     task: Task = Task.MOTION
     seed: int = 0
     train: int = 700                     # clips per split
@@ -154,7 +155,8 @@ def _crop(frame: np.ndarray, cx: float, cy: float, h: float, size: tuple[int, in
 class Rendered:
     frames: np.ndarray   # uint8 (T, H, W, 3) RGB
     source_frames: np.ndarray  # the source frame index shown in each output frame
-    window: Window       # per output frame
+    window: Window       # per output frame, in the source as shown (mirrored when ``mirrored``)
+    mirrored: bool
 
 
 def render_clip(footage: Footage, cls: str, rng: np.random.Generator, cfg: FootageConfig) -> Rendered:
@@ -172,11 +174,15 @@ def render_clip(footage: Footage, cls: str, rng: np.random.Generator, cfg: Foota
     index = index[::-1] if play_back else index
     win = window_path(motion, rng, frames=cfg.clip_len, frame_hw=footage.frames[0].shape[:2],
                       aspect=cfg.size[1] / cfg.size[0])
-    out = np.stack([_crop(footage.frames[i], win.cx[k], win.cy[k], win.h[k], cfg.size) for k, i in enumerate(index)])
+    mirror = rng.random() < 0.5  # a left-right mirrored source: twice the scenes, the same window motion
+    fw = footage.frames[0].shape[1]
+    cx = fw - win.cx if mirror else win.cx
+    out = np.stack([_crop(footage.frames[i], cx[k], win.cy[k], win.h[k], cfg.size) for k, i in enumerate(index)])
+    out = out[:, :, ::-1] if mirror else out
     if backwards:
         out, index = out[::-1], index[::-1]
         win = Window(win.cx[::-1], win.cy[::-1], win.h[::-1])
-    return Rendered(np.ascontiguousarray(out), index, win)
+    return Rendered(np.ascontiguousarray(out), index, win, mirror)
 
 
 def plan(cfg: FootageConfig, split_sources: dict[str, list[Source]]) -> dict[Source, list[tuple[int, str, int]]]:
@@ -195,11 +201,12 @@ def _clip_row(split: str, cls: str, name: str, src: Source, r: Rendered, hw: tup
     fh, fw = hw
     w = r.window
     return [f"{split}/{cls}/{name}{VIDEO_EXT}", split, cls, src.name, int(r.source_frames[0]),
-            int(r.source_frames[-1]), *(round(float(v), 4) for v in (w.cx[0] / fw, w.cy[0] / fh, w.h[0] / fh,
+            int(r.source_frames[-1]), int(r.mirrored), *(round(float(v), 4) for v in (w.cx[0] / fw, w.cy[0] / fh, w.h[0] / fh,
                                                                        w.cx[-1] / fw, w.cy[-1] / fh, w.h[-1] / fh))]
 
 
-CLIP_COLUMNS = ["path", "split", "class", "source", "first_frame", "last_frame", "x0", "y0", "h0", "x1", "y1", "h1"]
+CLIP_COLUMNS = ["path", "split", "class", "source", "first_frame", "last_frame", "mirrored",
+                "x0", "y0", "h0", "x1", "y1", "h1"]  # the window at the first and last frame, over the source's H, W
 
 
 class _Writer:

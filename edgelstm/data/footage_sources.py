@@ -109,6 +109,8 @@ def _is_video(path: Path) -> bool:
 
 def _candidates(loc: Location) -> list[Path]:
     if not loc.folder.is_dir():
+        if loc.files is None:  # a folder the user named: say so rather than quietly use less footage
+            log.warning("%s is not a folder; no footage taken from it", loc.what)
         return []
     if loc.files is None:
         return sorted(p for p in loc.folder.iterdir() if _is_video(p))
