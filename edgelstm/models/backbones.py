@@ -28,7 +28,6 @@ from edgelstm.models.weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
-IMAGENET_STRIDE = 32  # every ImageNet trunk below: a 224x224 frame gives a 7x7 map
 Norm = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std), 0..1 scale, RGB
 
 
@@ -124,16 +123,19 @@ def _spec(name: str) -> EncoderSpec:
 
 
 def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | None = None,
-                  grid: int | None = None) -> nn.Module:
+                  grid: int | None = None, blocks: int | None = None) -> nn.Module:
     """A per-frame encoder (N, 3, H, W) normalised float -> (N, feature_size), with ``body`` (its children are
     its blocks), ``feature_size`` and ``name``. ``widths``: ``mobile``/``wide`` only. ``grid``: the pooled map's
-    side (default: 2 for ImageNet trunks, 4 for mobile/wide, 2 for tiny)."""
+    side (default: 2 for ImageNet trunks, 4 for mobile/wide, 2 for tiny). ``blocks``: keep only the trunk's first
+    N blocks (ImageNet trunks): mid-level features keep where things are, at a fraction of the MACs."""
     spec = _spec(name)
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= 8):
         raise UsageError(f"--encoder-grid {grid!r}", expected="a whole number from 1 (global pooling) to 8",
                          fix="pass e.g. --encoder-grid 2")
     if spec.body is not None:
         body, channels = spec.body()
+        if blocks is not None:
+            body, channels = truncate(body, blocks, name)
         return PooledEncoder(body, channels, feature_size, name, grid=2 if grid is None else grid)
     own: nn.Module
     if name == "tiny":
@@ -144,6 +146,28 @@ def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | Non
         own = cls(**args, feature_size=feature_size, grid=4 if grid is None else grid)
     setattr(own, "name", name)  # the table name, as PooledEncoder has it
     return own
+
+
+def truncate(body: nn.Module, blocks: int, name: str) -> tuple[nn.Module, int]:
+    """The trunk's first ``blocks`` blocks and the channels they end with."""
+    children = list(body.named_children())
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= len(children):
+        raise UsageError(f"--encoder-blocks {blocks!r} for {name}", expected=f"1 to {len(children)} (its blocks)",
+                         fix=f"pass --encoder-blocks between 1 and {len(children)}, or drop it for the whole trunk")
+    kept = nn.Sequential(OrderedDict(children[:blocks]))
+    with torch.no_grad():
+        channels = int(kept.eval()(torch.zeros(1, 3, 64, 64)).shape[1])
+    return kept, channels
+
+
+def output_stride(encoder: nn.Module) -> int:
+    """How many input pixels one cell of ``encoder``'s last map spans (32 for a whole ImageNet trunk)."""
+    body = cast(nn.Module, encoder.body)
+    was = body.training
+    with torch.no_grad():
+        side = int(body.eval()(torch.zeros(1, 3, 64, 64)).shape[-1])
+    body.train(was)
+    return -(-64 // side)
 
 
 def pretrained_norm(name: str) -> Norm:
@@ -191,6 +215,9 @@ def load_encoder_weights(encoder: nn.Module, weights: str | Path) -> Path:
                 key = new + key[len(old):]
                 break
         body[key] = value
+    kept = {n for n, _ in cast(nn.Module, encoder.body).named_children()}
+    if len(kept) < len({k.split(".")[0] for k in body}):  # a truncated trunk (--encoder-blocks): its first blocks
+        body = {k: v for k, v in body.items() if k.split(".")[0] in kept}
     try:
         cast(nn.Module, encoder.body).load_state_dict(body)
     except RuntimeError as e:

@@ -30,11 +30,13 @@ def _frame_norm(encoder: str, pretrained: bool, norm: dict[str, Any]) -> dict[st
 @register_model
 def student(*, num_classes: int, hidden_size: int = 128, feature_size: int = 128,
             widths: tuple[int, ...] = (16, 32, 64, 64), encoder: str = "mobile", pretrained: bool = False,
-            encoder_grid: int | None = None, **norm: tuple[float, ...]) -> StreamingClipModel:
+            encoder_grid: int | None = None, encoder_blocks: int | None = None,
+            **norm: tuple[float, ...]) -> StreamingClipModel:
     """Causal student: a per-frame encoder (MobileNet-like by default; ``encoder``: see models.backbones) + one
     LSTM layer (default for clips). ``pretrained``: the encoder starts from pretrained weights (loaded after
     building, with ``load_encoder_weights``), so frames are normalised as those weights expect."""
-    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid,
+                        blocks=encoder_blocks)
     return StreamingClipModel(cast(Any, enc), hidden_size, 1, num_classes, **_frame_norm(encoder, pretrained, norm))
 
 
@@ -47,10 +49,12 @@ def student_tiny(*, num_classes: int, hidden_size: int = 16, **norm: tuple[float
 @register_model
 def teacher(*, num_classes: int, hidden_size: int = 192, num_layers: int = 2, bidirectional: bool = True,
             feature_size: int = 256, widths: tuple[int, ...] = (32, 64, 128, 128), encoder: str = "wide",
-            pretrained: bool = False, encoder_grid: int | None = None, **norm: tuple[float, ...]) -> BiLSTMClipModel:
+            pretrained: bool = False, encoder_grid: int | None = None, encoder_blocks: int | None = None,
+            **norm: tuple[float, ...]) -> BiLSTMClipModel:
     """A per-frame encoder (edgelstm's wide CNN by default, or any of models.backbones) + two-layer bidirectional
     LSTM. Non-causal: for distillation, not deployment."""
-    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid,
+                        blocks=encoder_blocks)
     return BiLSTMClipModel(cast(Any, enc), hidden_size, num_layers, num_classes, bidirectional,
                            **_frame_norm(encoder, pretrained, norm))
 
@@ -64,7 +68,8 @@ def teacher_tiny(*, num_classes: int, hidden_size: int = 24, **norm: tuple[float
 @register_model
 def pooling(*, num_classes: int, feature_size: int = 128, widths: tuple[int, ...] = (16, 32, 64, 64),
             encoder: str = "mobile", pretrained: bool = False, encoder_grid: int | None = None,
-            **norm: tuple[float, ...]) -> PoolingClipModel:
+            encoder_blocks: int | None = None, **norm: tuple[float, ...]) -> PoolingClipModel:
     """Frame-pooling baseline: the student's encoder, mean over time, no LSTM."""
-    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid)
+    enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid,
+                        blocks=encoder_blocks)
     return PoolingClipModel(cast(Any, enc), num_classes, **_frame_norm(encoder, pretrained, norm))

@@ -10,7 +10,7 @@ from torch import nn
 from edgelstm.data import Dataset, Kind
 from edgelstm.errors import UsageError
 from edgelstm.models import create_model, model_names
-from edgelstm.models.backbones import ENCODERS, IMAGENET_STRIDE, load_encoder_weights
+from edgelstm.models.backbones import ENCODERS, build_encoder, load_encoder_weights, output_stride
 from edgelstm.models.freeze import freeze
 from edgelstm.models.protocols import FeatureModel
 from edgelstm.models.video_nets import PREFIX, VideoNet, video_net_spec
@@ -95,17 +95,23 @@ def build_model(name: str, ds: Dataset, overrides: dict[str, Any] | None = None,
 
 
 def _encoder_options(encoder: EncoderChoice, ds: Dataset) -> dict[str, Any]:
-    """The model options an --encoder choice sets. An ImageNet trunk's map (output stride 32) is pooled to 2x2 by
-    default, or globally when the frames are too small for that (32x32 frames give a 1x1 map)."""
-    if encoder.name is None and encoder.weights is None and encoder.grid is None:
+    """The model options an --encoder choice sets. An ImageNet trunk's last map is pooled to 2x2 by default, or
+    globally when the frames are too small for that (32x32 frames give a whole trunk a 1x1 map)."""
+    if encoder.name is None and encoder.weights is None and encoder.grid is None and encoder.blocks is None:
         return {}
     if ds.kind == Kind.FEATURES:
         raise UsageError(f"--encoder/--encoder-weights/--encoder-grid with features data ({ds.source})",
                          expected="a frame dataset (videos or 'synthetic')", fix="drop the encoder options")
     name = encoder.name or "mobile"
     extra: dict[str, Any] = {"encoder": name, "pretrained": encoder.weights is not None}
+    if encoder.blocks is not None:
+        if name not in ENCODERS or ENCODERS[name].body is None:
+            raise UsageError(f"--encoder-blocks with encoder '{name}'", expected="an ImageNet trunk: " + ", ".join(
+                n for n, s in ENCODERS.items() if s.body), fix="drop --encoder-blocks, or pick such an --encoder")
+        extra["encoder_blocks"] = encoder.blocks
     if name in ENCODERS and ENCODERS[name].body is not None:
-        side = -(-min(ds.size or (0, 0)) // IMAGENET_STRIDE)
+        stride = output_stride(build_encoder(name, feature_size=8, blocks=encoder.blocks))
+        side = -(-min(ds.size or (0, 0)) // stride)
         grid = encoder.grid if encoder.grid is not None else min(2, max(side, 1))
         if grid > side:
             raise UsageError(f"--encoder-grid {grid} with {name} on {ds.size[0]}x{ds.size[1]} frames "  # type: ignore[index]

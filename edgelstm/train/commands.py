@@ -61,6 +61,9 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoder-grid", default=None, type=int,
                      help="Pool the encoder's last map to N x N before the projection (1: global pooling) "
                           "[default: 2 for ImageNet encoders, 4 for mobile]: motion direction needs where things are."),
+        click.option("--encoder-blocks", default=None, type=int,
+                     help="ImageNet encoders: keep only the trunk's first N blocks (mid-level features keep where "
+                          "things are, at a fraction of the MACs) [default: all]."),
         click.option("--freeze-encoder", is_flag=True, help="Keep the encoder fixed (BatchNorm statistics too)."),
         click.option("--unfreeze-last", default=0, show_default=True,
                      help="With --freeze-encoder: train the encoder's last N blocks anyway."),
@@ -93,7 +96,8 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        feature_cache=kw["feature_cache"],
                        init_weights=Path(kw["init_weights"]) if kw["init_weights"] else None,
                        encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
-                                             kw["unfreeze_last"], kw["encoder_grid"]))
+                                             kw["unfreeze_last"], kw["encoder_grid"],
+                                             kw["encoder_blocks"]))
 
 
 def _check_out(cfg: Any, *, teacher: str | None = None) -> None:

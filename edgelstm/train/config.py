@@ -55,6 +55,7 @@ class EncoderChoice:
     freeze: bool = False             # keep the encoder's blocks fixed (BatchNorm statistics too)
     unfreeze_last: int = 0           # with freeze: train the last N blocks anyway
     grid: int | None = None          # side of the pooled map (None: the encoder's default; 1: global pooling)
+    blocks: int | None = None        # ImageNet trunks: keep only the first N blocks (None: all)
 
     def __post_init__(self) -> None:
         _at_least("--unfreeze-last", self.unfreeze_last, 0, "pass 0 or a number of blocks")

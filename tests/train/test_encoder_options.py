@@ -5,10 +5,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
 from edgelstm.cli import cli
+from edgelstm.errors import UsageError
 from edgelstm.models.checkpoint import load_checkpoint
 
 BASE = ["--data", "synthetic", "--size", "32,32", "--clip-len", "4", "--counts", "40,10,10", "--epochs", "1",
@@ -54,3 +56,30 @@ def test_encoder_options_that_make_no_sense_are_usage_errors(tmp_path: Path) -> 
         r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / f"o{i}")])
         assert r.exit_code == 2 and needle in r.output, (args, r.output)
         assert not (tmp_path / f"o{i}").exists()
+
+
+def test_a_truncated_pretrained_trunk_keeps_its_first_blocks_weights() -> None:
+    """--encoder-blocks 6: Lite0's stem and first five MBConv blocks (stride 8), their ImageNet weights exactly,
+    pooled to --encoder-grid 4; the grid default follows the map the truncated trunk gives."""
+    from edgelstm.data import load_dataset
+    from edgelstm.models.backbones import build_encoder, imagenet_weights_file, load_encoder_weights
+    from edgelstm.train.build import build_model
+    from edgelstm.train.config import EncoderChoice
+
+    ds = load_dataset("synthetic", size=(32, 32), clip_len=4, counts=(10, 4, 4))
+    model, cfg = build_model("student", ds, encoder=EncoderChoice("efficientnet_lite0", "imagenet", blocks=6, grid=4))
+    assert cfg["encoder_blocks"] == 6 and cfg["encoder_grid"] == 4 and len(model.encoder.body) == 6
+    full = build_encoder("efficientnet_lite0", feature_size=8)
+    load_encoder_weights(full, imagenet_weights_file())  # type: ignore[arg-type]
+    want = full.body.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in model.encoder.body.state_dict().items())
+    assert model.encoder.proj[0].in_features == 40 * 4 * 4
+    _, cfg = build_model("student", ds, encoder=EncoderChoice("efficientnet_lite0", blocks=6))
+    assert cfg["encoder_grid"] == 2  # a 4x4 map at 32x32 (stride 8): the default 2x2 fits
+    _, cfg = build_model("student", ds, encoder=EncoderChoice("efficientnet_lite0"))
+    assert cfg["encoder_grid"] == 1  # the whole trunk gives a 1x1 map at 32x32: global pooling
+    for choice, needle in ((EncoderChoice("efficientnet_lite0", blocks=40), "--encoder-blocks 40"),
+                           (EncoderChoice("mobile", blocks=3), "--encoder-blocks with encoder 'mobile'"),
+                           (EncoderChoice("efficientnet_lite0", grid=3), "--encoder-grid 3")):
+        with pytest.raises(UsageError, match=needle):
+            build_model("student", ds, encoder=choice)
