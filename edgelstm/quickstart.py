@@ -106,7 +106,8 @@ def _footage(folder: Path) -> tuple[Path, str]:
 
     cfg = FootageConfig(size=(160, 160), clip_len=12, train=600, val=120, test=240)
     info = folder / "footage.json"
-    wanted = {"size": list(cfg.size), "clip_len": cfg.clip_len, "seed": cfg.seed,
+    wanted = {"size": list(cfg.size), "clip_len": cfg.clip_len, "stride": cfg.stride, "seed": cfg.seed,
+              "task": str(cfg.task),
               "splits": {"train": cfg.train, "val": cfg.val, "test": cfg.test}}
     old = json.loads(info.read_text()) if info.is_file() else {}
     if any(old.get(k) != v for k, v in wanted.items()):
