@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-all
 RUN ?= runs/quickstart
 
-.PHONY: install quickstart test test-fast test-base bench soak clean assets
+.PHONY: install quickstart footage test test-fast test-base bench soak clean assets
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/edgelstm quickstart --out $(RUN)
+
+# The reference deployment on real footage (160x160, pretrained Lite0 encoder); `assets` adds opencv-doc's videos.
+FOOTAGE_RUN ?= runs/footage
+footage: $(STAMP) assets
+	$(BIN)/edgelstm quickstart --preset footage --out $(FOOTAGE_RUN)
 
 # The whole suite, including the on-device install check (a second venv with the base install only, no torch,
 # runs the demo): that one is marked slow, so `pytest` alone skips it while you iterate.
@@ -31,8 +36,6 @@ test-base: $(STAMP)
 # Every speed figure (P1-P8) for the synthetic quickstart and the footage reference deployment, measured in one
 # run into benchmarks/RESULTS.md: reuses both quickstarts' runs, training either first if its bundle is missing
 # (the footage one decodes opencv-doc's videos, hence `assets`).
-FOOTAGE_RUN ?= runs/footage
-
 bench: $(STAMP) assets
 	test -f $(RUN)/bundle/manifest.json || $(MAKE) quickstart
 	test -f $(FOOTAGE_RUN)/bundle/manifest.json || $(BIN)/edgelstm quickstart --preset footage --out $(FOOTAGE_RUN)
