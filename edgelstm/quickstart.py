@@ -40,6 +40,7 @@ def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, pro
     (--preset footage). Nothing is downloaded."""
     from rich.console import Console
 
+    from edgelstm.errors import ExportCheckError
     from edgelstm.export import export_bundle
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
@@ -71,8 +72,13 @@ def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, pro
     stage("2/4 export the distilled student: ONNX + OpenVINO, parity checks, INT8 behind the accuracy gate")
     t = time.perf_counter()
     bundle = out / "bundle"
-    report = export_bundle(student["checkpoint"], bundle, formats=("onnx", "openvino"), int8=True,
-                           calib_data=calib, force=force)
+    try:
+        report = export_bundle(student["checkpoint"], bundle, formats=("onnx", "openvino"), int8=True,
+                               calib_data=calib, force=force)
+    except ExportCheckError as e:  # the gate refused INT8 (it wrote nothing): deploy FP32, and say why
+        console.print(f"[yellow]INT8 refused by the accuracy gate; the bundle is FP32 only.[/]\n{e.what}")
+        report = export_bundle(student["checkpoint"], bundle, formats=("onnx", "openvino"), int8=False,
+                               force=force)
     times["export"] = time.perf_counter() - t
     console.print(report.table())  # artefacts, parity, and the INT8 gate and speed report
 
