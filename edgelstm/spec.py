@@ -20,6 +20,7 @@ from typing import Any
 
 from edgelstm.errors import BundleError
 from edgelstm.jsonspec import from_jsonable, to_jsonable
+from edgelstm.detectspec import Detection
 from edgelstm.quantreport import Int8Report
 
 FORMAT_VERSION = 1
@@ -71,6 +72,13 @@ class ResizeMode(StrEnum):
     BILINEAR = "bilinear"
     AREA = "area"
     NEAREST = "nearest"
+
+
+class Task(StrEnum):  # what a model's output means; track and caption are reserved for a later issue
+    CLASSIFY = "classify"  # one label per clip (or per moment of a stream): labels are the classes
+    DETECT = "detect"      # per-frame scores over action classes and a background class; events from them
+    TRACK = "track"
+    CAPTION = "caption"
 
 
 # --- the spec's parts -------------------------------------------------------------------
@@ -134,6 +142,8 @@ class DataFacts:
     colour_order: ColourOrder = ColourOrder.RGB     # channel order of the training frames (datasets: RGB)
     feature_mean: tuple[float, ...] | None = None   # features: per feature on the train split (standardisation)
     feature_std: tuple[float, ...] | None = None
+    task: Task = Task.CLASSIFY                      # detect: per-frame targets on long videos, with a background
+    background: int = -1                            # detect: index of the background class in the classes
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | Path) -> DataFacts:
@@ -267,6 +277,8 @@ class Manifest:
     features: FeatureNorm | None = None  # feature models: the standardisation their graphs apply in-graph
     data_source: str = ""  # what the model was trained on ("synthetic", a path): the default calibration data
     selftest: SelfTest | None = None  # the FP32 artefact's answer to a seeded stream; None in 0.1 bundles
+    task: Task = Task.CLASSIFY  # bundles written before tasks existed are classifiers
+    detection: Detection | None = None  # task detect: the background label and the event thresholds
 
     def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
         for a in self.artifacts:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BundleError
-from edgelstm.spec import CLIP_LOGITS, LOGITS, Manifest, ModelKind, SelfTest
+from edgelstm.spec import CLIP_LOGITS, LOGITS, Manifest, ModelKind, SelfTest, Task
 
 MAX_FRAME_SIDE = 4096        # pixels per side of a model's input frame
 MAX_DIM = 65536              # any other fixed tensor dimension: classes, features, hidden units, layers
@@ -79,6 +79,7 @@ def check_manifest(m: Manifest, source: str | Path) -> None:
                                  f"{ts.name} with model.num_classes ({info.num_classes}) classes", source)
     if m.selftest is not None:
         _check_selftest(m.selftest, info.num_classes, source)
+    _check_task(m, source)
 
 
 def _check_dims(where: str, shape: tuple[int | str, ...], source: str | Path) -> None:
@@ -102,3 +103,24 @@ def _check_selftest(st: SelfTest, num_classes: int, source: str | Path) -> None:
         raise _field("selftest.logits", "non-finite", "finite numbers", source)
     if not (math.isfinite(st.tolerance) and st.tolerance > 0):
         raise _field("selftest.tolerance", st.tolerance, "a finite number > 0", source)
+
+
+def _check_task(m: Manifest, source: str | Path) -> None:
+    """A detection bundle names its background label and carries usable event thresholds; the reserved tasks
+    do not run yet."""
+    if m.task not in (Task.CLASSIFY, Task.DETECT):
+        raise _field("task", str(m.task), "classify or detect (the tasks this edgelstm runs)", source)
+    d = m.detection
+    if m.task == Task.CLASSIFY:
+        if d is not None:
+            raise _field("detection", "a detection section", "none for a classify model (or task 'detect')", source)
+        return
+    if d is None:
+        raise _field("detection", None, "the background label and event thresholds of a detect model", source)
+    if not 0 <= d.background < len(m.labels):
+        raise _field("detection.background", d.background, f"an index into labels (0..{len(m.labels) - 1})", source)
+    e = d.events
+    if not (math.isfinite(e.on) and 0 < e.on <= 1):
+        raise _field("detection.events.on", e.on, "a probability in (0, 1]", source)
+    if not (math.isfinite(e.off) and 0 < e.off <= e.on):
+        raise _field("detection.events.off", e.off, f"a probability in (0, on={e.on:g}]", source)

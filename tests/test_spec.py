@@ -148,3 +148,41 @@ def test_unknown_fps_and_a_selftest_are_accepted() -> None:
     assert m.temporal.train_fps == 0.0 and m.selftest is not None and m.selftest.tolerance == 1e-3
     assert spec.Manifest.from_dict(json.loads(m.to_json())) == m
     assert m.without_hashes().selftest == m.selftest  # embedded in the ONNX files with the rest
+
+
+# --- tasks (issue 13): a bundle says what its output means ------------------------------------------------
+def _detect(d: dict) -> dict:
+    d.update(task="detect", detection={"background": 0, "events": {
+        "on": 0.6, "off": 0.3, "target_false_alarms_per_hour": 30.0, "false_alarms_per_hour": 12.5}})
+    return d
+
+
+def test_a_manifest_without_a_task_loads_as_a_classifier() -> None:
+    d = json.loads(_manifest().to_json())
+    del d["task"], d["detection"]
+    m = spec.Manifest.from_dict(d)
+    assert m.task == spec.Task.CLASSIFY and m.detection is None
+
+
+def test_a_detection_manifest_round_trips() -> None:
+    m = spec.Manifest.from_dict(_detect(json.loads(_manifest().to_json())))
+    assert m.task == spec.Task.DETECT and m.detection is not None and m.detection.events.on == 0.6
+    assert m.detection.events.split == "val" and m.labels[m.detection.background] == "a"
+    assert spec.Manifest.from_dict(json.loads(m.to_json())) == m
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d.update(task="detect"), "'manifest.detection' is None; expected the background label"),
+    (lambda d: _detect(d)["detection"].update(background=3), "'manifest.detection.background' is 3; expected an "
+                                                             "index into labels (0..2)"),
+    (lambda d: _detect(d)["detection"]["events"].update(off=0.7), "'manifest.detection.events.off' is 0.7"),
+    (lambda d: _detect(d)["detection"]["events"].update(on=0.0), "'manifest.detection.events.on' is 0.0"),
+    (lambda d: _detect(d).update(task="classify"), "'manifest.detection' is 'a detection section'"),
+    (lambda d: d.update(task="caption"), "'manifest.task' is 'caption'; expected classify or detect"),
+])
+def test_refuses_a_detection_section_that_cannot_run(mutate, needle) -> None:  # type: ignore[no-untyped-def]
+    d = json.loads(_manifest().to_json())
+    mutate(d)
+    with pytest.raises(BundleError) as e:
+        spec.Manifest.from_dict(d)
+    assert needle in str(e.value)

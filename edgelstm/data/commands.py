@@ -32,23 +32,41 @@ def data() -> None:
 
 @data.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
-@click.option("--size", default="64,64", show_default=True, help="Frame size H,W.")
+@click.option("--size", default=None, help="Frame size H,W [default: 64,64; 32,32 with --untrimmed].")
 @click.option("--clip-len", default=16, show_default=True, help="Frames per clip.")
-@click.option("--train", "n_train", default=2000, show_default=True, help="Clips in train.")
-@click.option("--val", "n_val", default=300, show_default=True, help="Clips in val.")
-@click.option("--test", "n_test", default=500, show_default=True, help="Clips in test.")
+@click.option("--train", "n_train", default=None, type=int, help="Clips (videos with --untrimmed) in train "
+              "[default: 2000; 16].")
+@click.option("--val", "n_val", default=None, type=int, help="Clips (videos) in val [default: 300; 4].")
+@click.option("--test", "n_test", default=None, type=int, help="Clips (videos) in test [default: 500; 4].")
+@click.option("--untrimmed", is_flag=True, help="Long videos in which the actions happen at random times, "
+              "separated by background: OUT/<split>/*.avi, OUT/segments.csv and per-frame labels (for --task detect).")
+@click.option("--seconds", default=60.0, show_default=True, help="With --untrimmed: the length of every video.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
-def synthetic(out: str, size: str, clip_len: int, n_train: int, n_val: int, n_test: int, seed: int,
-              force: bool) -> None:
-    """Write the synthetic actions as OUT/{train,val,test}/<class>/<clip>.avi (MJPG)."""
+def synthetic(out: str, size: str | None, clip_len: int, n_train: int | None, n_val: int | None,
+              n_test: int | None, untrimmed: bool, seconds: float, seed: int, force: bool) -> None:
+    """Write the synthetic actions as OUT/{train,val,test}/<class>/<clip>.avi (MJPG), or with --untrimmed as
+    long videos with a segments CSV."""
+    if untrimmed:
+        from edgelstm.data.untrimmed_synth import UntrimmedConfig, write_untrimmed
+
+        ucfg = UntrimmedConfig(size=parse_size(size or "32,32"), seconds=seconds, seed=seed, train=_or(n_train, 16),
+                               val=_or(n_val, 4), test=_or(n_test, 4))
+        counts = write_untrimmed(out, ucfg, force=force)
+        click.echo(f"wrote {sum(counts.values())} videos of {seconds:g}s to {out} "
+                   f"({', '.join(f'{k} {v}' for k, v in counts.items())}); segments in {out}/segments.csv")
+        return
     from edgelstm.data.synthetic import SyntheticConfig
     from edgelstm.data.synthetic_source import write_synthetic_videos
 
-    cfg = SyntheticConfig(size=parse_size(size), clip_len=clip_len, seed=seed, train=n_train, val=n_val,
-                          test=n_test)
+    cfg = SyntheticConfig(size=parse_size(size or "64,64"), clip_len=clip_len, seed=seed, train=_or(n_train, 2000),
+                          val=_or(n_val, 300), test=_or(n_test, 500))
     counts = write_synthetic_videos(out, cfg, force=force)
     click.echo(f"wrote {sum(counts.values())} clips to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @data.command()

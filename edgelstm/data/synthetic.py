@@ -24,7 +24,7 @@ CLASSES: tuple[str, ...] = (
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SPLIT_ID = {s: i for i, s in enumerate(SPLITS)}
-_SHAPES = ("triangle", "rectangle", "arrow", "ell", "ellipse")
+SHAPES = ("triangle", "rectangle", "arrow", "ell", "ellipse")
 _SUB = 16  # sub-pixel precision of OpenCV drawing (shift=4)
 
 
@@ -44,7 +44,7 @@ class SyntheticConfig:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def background_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A smooth random texture with a colour tint and faint stripes (float32, 0..255)."""
     coarse = rng.uniform(0, 1, size=(rng.integers(3, 7), rng.integers(3, 7), 3)).astype(np.float32)
     tex = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -74,8 +74,8 @@ def _polygon(shape: str, cx: float, cy: float, r: float, theta: float) -> np.nda
     return np.round(arr * _SUB).astype(np.int32)
 
 
-def _draw(img: np.ndarray, shape: str, cx: float, cy: float, r: float, theta: float,
-          colour: np.ndarray, alpha: float) -> None:
+def draw_shape(img: np.ndarray, shape: str, cx: float, cy: float, r: float, theta: float,
+               colour: np.ndarray, alpha: float) -> None:
     if alpha <= 0.0:
         return
     layer = img.copy() if alpha < 1.0 else img
@@ -84,7 +84,7 @@ def _draw(img: np.ndarray, shape: str, cx: float, cy: float, r: float, theta: fl
         cv2.addWeighted(layer, alpha, img, 1.0 - alpha, 0.0, dst=img)
 
 
-def _trajectory(label: int, rng: np.random.Generator, t: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+def trajectory(label: int, rng: np.random.Generator, t: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
     """Per-frame centre, radius, angle and opacity of the actor for class ``label``."""
     n = len(t)
     m = min(h, w)
@@ -121,16 +121,16 @@ def render_clip(label: int, rng: np.random.Generator, *, size: tuple[int, int] =
                 noise: float = 6.0, distractor: bool = True) -> np.ndarray:
     """Render one clip of class ``label``: uint8 (frames, H, W, 3), RGB."""
     h, w = size
-    bg = _background(rng, h, w)
-    shape = _SHAPES[rng.integers(len(_SHAPES))]
+    bg = background_texture(rng, h, w)
+    shape = SHAPES[rng.integers(len(SHAPES))]
     colour = rng.uniform(0, 255, size=3)
     colour = np.where(np.abs(colour - bg.mean((0, 1))) < 60, 255 - colour, colour)  # keep some contrast
     # The action may occupy only part of the clip: the actor rests before and after it.
     t_lin = np.linspace(0.0, 1.0, frames)
     start, stop = rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0)
     t = np.clip((t_lin - start) / (stop - start), 0.0, 1.0)
-    traj = _trajectory(label, rng, t, h, w)
-    d_shape = _SHAPES[rng.integers(len(_SHAPES))]
+    traj = trajectory(label, rng, t, h, w)
+    d_shape = SHAPES[rng.integers(len(SHAPES))]
     d_colour = rng.uniform(0, 255, size=3)
     d_pos = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h])
     d_vel = rng.normal(0, 0.02 * min(h, w), size=2)
@@ -141,9 +141,9 @@ def render_clip(label: int, rng: np.random.Generator, *, size: tuple[int, int] =
         if distractor:  # a random walk the label does not depend on
             d_vel = 0.8 * d_vel + rng.normal(0, 0.015 * min(h, w), size=2)
             d_pos = np.clip(d_pos + d_vel, [0, 0], [w, h])
-            _draw(img, d_shape, d_pos[0], d_pos[1], d_r, d_theta, d_colour, 0.8)
-        _draw(img, shape, traj["cx"][i], traj["cy"][i], traj["r"][i], traj["theta"][i], colour,
-              float(traj["alpha"][i]))
+            draw_shape(img, d_shape, d_pos[0], d_pos[1], d_r, d_theta, d_colour, 0.8)
+        draw_shape(img, shape, traj["cx"][i], traj["cy"][i], traj["r"][i], traj["theta"][i], colour,
+                   float(traj["alpha"][i]))
         if noise > 0:
             img += rng.normal(0, noise, size=img.shape).astype(np.float32)
         out[i] = np.clip(img, 0, 255).astype(np.uint8)

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from edgelstm.data import load_dataset
 from edgelstm.data.commands import data
-from edgelstm.data.synthetic import CLASSES, SyntheticActions, SyntheticConfig, _trajectory
+from edgelstm.data.synthetic import CLASSES, SyntheticActions, SyntheticConfig, trajectory
 
 
 def test_deterministic_and_seed_dependent() -> None:
@@ -26,8 +26,8 @@ def test_pairs_are_time_reversals() -> None:
     turns, from a start angle that is uniform anyway)."""
     t = np.linspace(0.0, 1.0, 5)
     for pair in range(5):
-        fwd = _trajectory(2 * pair, np.random.default_rng(5), t, 32, 32)
-        bwd = _trajectory(2 * pair + 1, np.random.default_rng(5), t, 32, 32)
+        fwd = trajectory(2 * pair, np.random.default_rng(5), t, 32, 32)
+        bwd = trajectory(2 * pair + 1, np.random.default_rng(5), t, 32, 32)
         moving = [k for k in ("cx", "cy", "r", "theta", "alpha") if np.ptp(fwd[k]) > (1.0 if k in ("cx", "cy") else 1e-3)]  # jitter alone is not motion
         assert moving, CLASSES[2 * pair]
         for k in moving:  # compare the per-step changes (positions carry a little unreversed jitter)

@@ -1,0 +1,28 @@
+"""A detection model's facts in the manifest (``Manifest.detection``): which label is the background and the
+hysteresis thresholds that turn its per-frame probabilities into events (``edgelstm.runtime.events``).
+
+Export writes it from the checkpoint (the thresholds are chosen on the validation split when training ends);
+the runtime and ``edgelstm eval --task detect`` read it. Standard library only, strict like the manifest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventThresholds:
+    """An event of action ``a`` starts when ``p(a)`` reaches ``on`` and ends when it falls below ``off``
+    (``off <= on``). Chosen on ``split`` as the most sensitive pair whose false alarms per hour of background
+    stayed within the target (``false_alarms_per_hour`` is what that split measured with them)."""
+
+    on: float
+    off: float
+    target_false_alarms_per_hour: float
+    false_alarms_per_hour: float
+    split: str = "val"
+
+
+@dataclass(frozen=True)
+class Detection:
+    background: int                # index of the background class in ``Manifest.labels``
+    events: EventThresholds
