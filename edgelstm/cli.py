@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "devices": ("edgelstm.runtime.commands", "devices", "List device profiles and which are usable here."),
     "demo": ("edgelstm.runtime.commands", "demo", "Run a bundle live on a camera, file, URL or synthetic source."),
     "profile": ("edgelstm.measure.commands", "profile", "Profile latency per stage in the live loop."),
+    "explain": ("edgelstm.measure.commands", "explain", "Show what a model decided over a stream, and why."),
     "quickstart": ("edgelstm.quickstart", "quickstart", "The whole pipeline on the embedded synthetic dataset."),
 }
 

@@ -1,5 +1,5 @@
-"""``edgelstm profile`` and ``edgelstm eval``: thin click commands over
-:func:`edgelstm.measure.profiler.profile_bundle` and :mod:`edgelstm.measure.evaluate`.
+"""``edgelstm profile``, ``edgelstm eval`` and ``edgelstm explain``: thin click commands over
+:func:`edgelstm.measure.profiler.profile_bundle`, :mod:`edgelstm.measure.evaluate` and :mod:`edgelstm.measure.explain`.
 
 Only click at module level (``edgelstm profile --help`` is instant and imports no torch); the table
 goes to stdout, progress to stderr; ``--json`` and ``--plot`` are written atomically.
@@ -165,3 +165,36 @@ def _bundle_dataset(path: Path, data: str | None, cache_dir: str | None) -> Any:
     manifest = Manifest.read(path / "manifest.json")
     return load_dataset(data or "synthetic", **manifest.data_options(), stride=manifest.temporal.frame_stride,
                         cache_dir=cache_dir)
+
+
+@click.command("explain")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--source", required=True,
+              help="Video file, image folder, camera index, URL or 'synthetic' (clips back to back, with their "
+                   "truth); a feature model takes a .npy of (T, F) features.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("explain"), show_default=True,
+              help="Folder for explain.png, explain.json and gates.npz.")
+@click.option("--window", type=int, default=None,
+              help="Decisions after an occluded frame that are re-run [default: twice the clip length].")
+@click.option("--occlude", type=click.Choice(["previous", "mean"]), default="previous", show_default=True,
+              help="What replaces an occluded frame: the frame before it, or the stream's mean frame.")
+@click.option("--max-frames", type=int, default=None,
+              help="Explain the first N decisions [default: the whole source; synthetic: 5 clips].")
+@click.option("--label", default=None, help="The clip's true class, when known (synthetic knows its own).")
+@click.option("--rate", type=click.Choice(["trained", "all"]), default="trained", show_default=True,
+              help="trained: feed at the manifest's train_fps, skipping extra frames (as demo does); all: every frame.")
+@click.option("--force", is_flag=True, help="Replace explain.png, explain.json and gates.npz in --out.")
+def explain(target: Path, source: str, out: Path, window: int | None, occlude: str, max_frames: int | None,
+            label: str | None, rate: str, force: bool) -> None:
+    """Show what TARGET (a bundle folder or a .pt checkpoint) decided over a stream, and why: probabilities,
+    LSTM gates and cell state, and which frames each decision depends on (occlusion saliency)."""
+    from edgelstm.measure.explain import ExplainConfig, Occlusion
+    from edgelstm.measure.explain import explain as run_explain
+
+    config = ExplainConfig(window=window, occlude=Occlusion(occlude), max_frames=max_frames, label=label, rate=rate)
+    expl, paths = run_explain(target, source, out, config, force=force)
+    decided = expl.decided
+    click.echo(f"{len(decided)} decisions; last: {expl.model.labels[decided[-1]]} "
+               f"(p={expl.probs[-1, decided[-1]]:.2f}); numpy cell vs model, max |diff| of logits "
+               f"{expl.parity['logits']:.2g}")
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
