@@ -9,15 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgelstm.measure.explain import ExplainConfig, Explanation, explain
+from edgelstm.measure.explain import Explanation, explain_stream
+from edgelstm.measure.explain_model import open_model
+from edgelstm.measure.explain_source import read_stream
 
 pytest.importorskip("torch")
 
 
-def _both(ckpt: Path, bundle: Path, source: str, tmp_path: Path) -> tuple[Explanation, Explanation]:
-    cfg = ExplainConfig(window=4)
-    a, _ = explain(ckpt, source, tmp_path / "ckpt", cfg)
-    b, _ = explain(bundle, source, tmp_path / "bundle", cfg)
+def _explain(target: Path, source: str) -> Explanation:
+    """The library path without the PNG (test_explain.py covers the outputs)."""
+    model = open_model(target)
+    return explain_stream(model, read_stream(model, source), window=4)
+
+
+def _both(ckpt: Path, bundle: Path, source: str) -> tuple[Explanation, Explanation]:
+    a, b = _explain(ckpt, source), _explain(bundle, source)
     for e in (a, b):
         assert e.parity["logits"] < 1e-4 and e.parity["h"] < 1e-5, e.parity
     np.testing.assert_allclose(a.logits, b.logits, atol=1e-4)
@@ -39,7 +45,7 @@ def test_frame_student_checkpoint_and_bundle_agree(tmp_path: Path) -> None:
     for i in range(8):
         writer.write(np.random.default_rng(i).integers(0, 256, (40, 48, 3), np.uint8))
     writer.release()
-    a, b = _both(ckpt, tmp_path / "b", str(video), tmp_path)
+    a, b = _both(ckpt, tmp_path / "b", str(video))
     assert a.saliency.shape == (8, 4) and "onnxruntime" in b.model.runs and "torch" in a.model.runs
 
 
@@ -61,5 +67,5 @@ def test_two_layer_feature_lstm_checkpoint_and_bundle_agree(tmp_path: Path) -> N
                                      classes=["a", "b", "c"], data=data))
     export_bundle(ckpt, tmp_path / "b", formats=("onnx",))
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(0.5, 2.0, (9, 5)).astype(np.float32))
-    a, _ = _both(ckpt, tmp_path / "b", str(tmp_path / "x.npy"), tmp_path)
+    a, _ = _both(ckpt, tmp_path / "b", str(tmp_path / "x.npy"))
     assert a.gates.f.shape == (9, 2, 7)  # (T, layers, hidden)
