@@ -7,6 +7,8 @@ the runtime and ``edgelstm eval --task detect`` read it. Standard library only, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,3 +28,18 @@ class EventThresholds:
 class Detection:
     background: int                # index of the background class in ``Manifest.labels``
     events: EventThresholds
+
+
+THRESHOLDS_KEY = "event_thresholds"  # where a detection checkpoint's metrics keep its EventThresholds
+
+
+def detection_of(background: int, metrics: dict[str, Any], *, source: str | Path) -> Detection | None:
+    """A detection checkpoint's :class:`Detection`: its background index (``DataFacts.background``) and the
+    thresholds training chose (``metrics[THRESHOLDS_KEY]``); None when training did not get to choose them."""
+    from edgelstm.jsonspec import from_jsonable
+
+    raw = metrics.get(THRESHOLDS_KEY)
+    if raw is None or background < 0:
+        return None
+    events = from_jsonable(EventThresholds, raw, where=THRESHOLDS_KEY, source=source)
+    return Detection(background=background, events=events)

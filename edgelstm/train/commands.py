@@ -79,6 +79,15 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stream-pairs", is_flag=True,
                      help="Causal models: also train on pairs of clips back to back with no state reset, so the "
                           "model lets go of the last action on a continuous stream."),
+        click.option("--task", type=click.Choice(["classify", "detect"]), default="classify", show_default=True,
+                     help="detect: online action detection on untrimmed videos ('synthetic': the embedded untrimmed "
+                          "set; or a folder with segments.csv), per-frame targets with a background class, windows "
+                          "of --clip-len frames with the LSTM state carried across (truncated BPTT)."),
+        click.option("--video-seconds", default=None, type=float,
+                     help="--task detect on 'synthetic': the length of every video [default: 60]."),
+        click.option("--target-false-alarms", default=60.0, show_default=True,
+                     help="--task detect: false alarms per hour of background the event thresholds are chosen for "
+                          "(on val)."),
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
@@ -93,7 +102,7 @@ def _configs(model: str, kw: dict[str, Any]):  # noqa: ANN202
                        lr=kw["lr"], schedule=kw["schedule"], seed=kw["seed"], threads=kw["threads"],
                        resume=kw["resume"], force=kw["force"], step_loss=kw["step_loss"],
                        stream_pairs=kw["stream_pairs"], standardize=kw["standardize"],
-                       feature_cache=kw["feature_cache"],
+                       feature_cache=kw["feature_cache"], task=kw["task"],
                        init_weights=Path(kw["init_weights"]) if kw["init_weights"] else None,
                        encoder=EncoderChoice(kw["encoder"], kw["encoder_weights"], kw["freeze_encoder"],
                                              kw["unfreeze_last"], kw["encoder_grid"],
@@ -138,6 +147,23 @@ def _check_resume(cfg: Any, *, default_size: tuple[int, int] | None) -> None:
                          fix=f"pass --clip-len {was_len}, or start a new run in another --out")
 
 
+def _detect_options(kw: dict[str, Any]):  # noqa: ANN202
+    from edgelstm.train.detect import DetectOptions
+
+    return DetectOptions(video_seconds=kw["video_seconds"], target_false_alarms_per_hour=kw["target_false_alarms"])
+
+
+def _report_detect(r: Any) -> None:
+    test = r.test or {}
+    fa, p50 = test.get("false_alarms_per_hour"), test.get("delay_p50_s")
+    click.echo(f"val frame mAP {r.val_frame_map:.4f}; test frame mAP {test.get('frame_map', float('nan')):.4f}, "
+               f"delay p50 {'n/a' if p50 is None else f'{p50:.2f}s'}, "
+               f"{'n/a' if fa is None else f'{fa:.1f}'} false alarms/h, {test.get('missed', 'n/a')} missed of "
+               f"{test.get('instances', 'n/a')}; events on {r.thresholds.on:g} / off {r.thresholds.off:g}; "
+               f"{r.params:,} params, {r.seconds:.1f}s")
+    click.echo(f"best checkpoint: {r.best}")
+
+
 def _report(r: Any) -> None:
     test = f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "n/a"
     click.echo(f"val accuracy {r.val_accuracy:.4f}, test accuracy {test}, {r.params:,} params, "
@@ -157,6 +183,11 @@ def train(model: str | None, **kw: Any) -> None:
         model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "student"
     cfg = _configs(model, kw)
     _check_out(cfg)
+    if cfg.task == "detect":
+        from edgelstm.train.detect import train_detect
+
+        _report_detect(train_detect(cfg, _detect_options(kw)))
+        return
     _check_resume(cfg, default_size=None if model == "lstm" else DEFAULT_SIZE)
     _report(run(cfg))
 
@@ -229,5 +260,10 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
                          teacher_options=_teacher_options(kw))
     cfg = _configs(student, {k: v for k, v in kw.items() if not k.startswith("teacher_")})
     _check_out(cfg, teacher=teacher if Path(teacher).exists() else None)
+    if cfg.task == "detect":
+        from edgelstm.train.detect import distill_detect
+
+        _report_detect(distill_detect(cfg, dcfg, _detect_options(kw)))
+        return
     _check_resume(cfg, default_size=None)  # unset --size: the teacher's
     _report(run(cfg, dcfg))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import UsageError
+from edgelstm.spec import Task
 from edgelstm.train.teachers import TeacherOptions
 
 
@@ -88,8 +89,12 @@ class TrainConfig:
     force: bool = False            # allow writing into an existing run folder without --resume
     progress: bool = True
     eval_batch_size: int = 128
+    task: Task = Task.CLASSIFY     # detect: per-frame targets on long videos, windows of clip_len (train.detect)
 
     def __post_init__(self) -> None:
+        if self.task not in (Task.CLASSIFY, Task.DETECT):
+            raise UsageError(f"--task {self.task}", expected="classify or detect (the tasks that train today)",
+                             fix="pass --task classify or --task detect")
         _at_least("--epochs", self.epochs, 1, "train for at least one epoch, e.g. --epochs 10")
         _at_least("--batch-size", self.batch_size, 1, "pass a positive batch size, e.g. --batch-size 32")
         _at_least("eval_batch_size", self.eval_batch_size, 1, "pass a positive evaluation batch size")

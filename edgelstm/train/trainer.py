@@ -65,7 +65,7 @@ def resolve_dataset(data: DataConfig, *, seed: int) -> Dataset:
                         stride=data.stride, seed=seed, counts=data.counts, cache_dir=data.cache_dir)
 
 
-def _prepare_out(cfg: TrainConfig, d: Dist) -> None:
+def prepare_out(cfg: TrainConfig, d: Dist) -> None:
     """Every rank checks ``--out`` before any rank writes (a refused --out fails all of them instead of hanging
     the others, and no rank sees another's fresh marker); then the main rank creates it."""
     from edgelstm.fsutil import OutputKind, check_run_folder, folder_kind, write_marker
@@ -80,7 +80,7 @@ def _prepare_out(cfg: TrainConfig, d: Dist) -> None:
     barrier(d)
 
 
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 2), pct_start=0.25)
     if cfg.schedule == "cosine":
@@ -90,14 +90,14 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total: int) -> torc
     raise UsageError(f"unknown schedule '{cfg.schedule}'", expected="onecycle, cosine or constant")
 
 
-def _progress(total: int, desc: str, enabled: bool):  # noqa: ANN202
+def progress_bar(total: int, desc: str, enabled: bool):  # noqa: ANN202
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
                 disable=not (enabled and sys.stderr.isatty()))
 
 
-def _jsonable_config(cfg: Any) -> Any:
+def jsonable_config(cfg: Any) -> Any:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
@@ -113,7 +113,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    _prepare_out(cfg, d)
+    prepare_out(cfg, d)
     model.to(d.device)
     net, seen, meta = _training_view(model, ds, cfg, d, dict(meta or {}))
     train_data = SplitTensors(seen["train"])
@@ -121,7 +121,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     params = list(model.parameters()) + list(extra_params or [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = num_batches(math.ceil(len(train_data) / d.world), cfg.batch_size)
-    sched = _scheduler(cfg, opt, cfg.epochs * per_epoch)
+    sched = make_scheduler(cfg, opt, cfg.epochs * per_epoch)
     facts = dataclasses.replace(ds.facts(), feature_size=step_feature_size(model))
     n_params = count_params(model)
     macs = macs_per_frame(model, size=ds.size, feature_size=ds.feature_size, frames=ds.clip_len)
@@ -154,7 +154,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
                    "splits": {k: len(v) for k, v in ds.splits.items()}, "params": n_params, "macs_per_frame": macs,
                    "best_epoch": state.best_epoch, "val_accuracy": state.best_val, **scores,
                    "history": state.history, "world_size": d.world, "wall_s": round(time.perf_counter() - t0, 2),
-                   "config": _jsonable_config(cfg), **(meta or {})}
+                   "config": jsonable_config(cfg), **(meta or {})}
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
     barrier(d)
     return RunResult(out=out, best=out / "best.pt", val_accuracy=state.best_val, test_accuracy=test_acc,
@@ -183,7 +183,7 @@ def _train_epoch(net: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, sc
         sampler.set_epoch(epoch)
     net.train()
     total, count = 0.0, 0
-    with _progress(per_epoch, desc, cfg.progress and d.main) as bar:
+    with progress_bar(per_epoch, desc, cfg.progress and d.main) as bar:
         for batch in batches(data, sampler, cfg.batch_size, d.device):
             loss = loss_fn(net, batch)
             opt.zero_grad(set_to_none=True)
@@ -277,6 +277,6 @@ def distill(cfg: TrainConfig, dcfg: DistillConfig, dataset: Dataset | None = Non
     if dcfg.feature_weight > 0:
         proj = nn.Linear(getattr(model, "hidden_size", step_feature_size(model)), t_feats.shape[1]).to(d.device)
     loss = distill_loss(dcfg, t_logits, t_feats, proj, cfg.label_smoothing)
-    meta = {"objective": "distill", "distill": _jsonable_config(dcfg), **targets.meta}
+    meta = {"objective": "distill", "distill": jsonable_config(dcfg), **targets.meta}
     return fit(model, cfg.model, mcfg, dataset, cfg, loss, extra_params=list(proj.parameters()) if proj else None,
                meta=meta)
