@@ -115,8 +115,11 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
 @click.option("--reference", default=None,
               help="Bundle only: another artefact to compare with, e.g. onnxruntime:fp32 (agreement per frame).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
+@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
+              help="detect: frame mAP, per-stage accuracy, detection delay, false alarms per hour and missed actions "
+                   "on the split's untrimmed videos [default: the task the model was trained for].")
 def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
-             checkpoint: str | None, reference: str | None, cache_dir: str | None) -> None:
+             checkpoint: str | None, reference: str | None, cache_dir: str | None, task: str | None) -> None:
     """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
     import json
 
@@ -126,6 +129,9 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
     path = Path(target)
     check_outputs(inputs=[("TARGET", path), ("--data", data), ("--checkpoint", checkpoint)],
                   outputs=[("--out", out)], folders=["--out"])  # before any work
+    if (task or _trained_task(path)) == "detect":
+        _eval_detect(path, data, split, as_json=as_json, out=out, artifact=artifact)
+        return
     if path.is_dir():
         result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
                                     artifact=artifact or ev.DEFAULT_ARTIFACT,
@@ -149,6 +155,33 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
                    f"max_abs_diff {a.max_abs_diff:.3f}")
     if out:
         click.echo(f"wrote {out}/eval_{split}.json" + ("" if path.is_dir() else f" and confusion_{split}.png"))
+
+
+def _trained_task(path: Path) -> str:
+    """The task a bundle's manifest or a checkpoint's data facts name."""
+    if path.is_dir():
+        from edgelstm.spec import Manifest
+
+        return str(Manifest.read(path / "manifest.json").task)
+    from edgelstm.models.checkpoint import load_checkpoint
+
+    return str(load_checkpoint(path).data.task)
+
+
+def _eval_detect(path: Path, data: str | None, split: str, *, as_json: bool, out: str | None,
+                 artifact: str | None) -> None:
+    import json
+
+    from edgelstm.fsutil import write_text_atomic
+    from edgelstm.measure import detect
+
+    if path.is_dir():
+        result = detect.evaluate_detect_bundle(path, data, split=split, artifact=artifact or "onnxruntime:fp32")
+    else:
+        result = detect.evaluate_detect_checkpoint(path, data, split=split)
+    if out:
+        write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result.to_json(), indent=2) + "\n")
+    click.echo(json.dumps(result.to_json()) if as_json else result.summary())
 
 
 def _recorded_source(path: Path) -> str:
