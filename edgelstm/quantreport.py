@@ -68,6 +68,8 @@ class Trial:
     clips: int = 0                   # held-out clips judged (0 in 0.1 bundles)
     points_per_clip: float = 0.0     # one clip's weight in accuracy points: 100 / clips
     final_agreement_ci95: tuple[float, float] = (0.0, 1.0)  # Wilson interval of final_agreement
+    metric: str = "clip_accuracy"    # what accuracy_* hold: clip accuracy, or a detector's frame_map
+    delay_p50_frames: tuple[float, float] | None = None  # detectors: median detection delay, FP32 and INT8
 
 
 @dataclass(frozen=True)

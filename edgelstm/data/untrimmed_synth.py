@@ -1,9 +1,10 @@
 """The embedded untrimmed set: long synthetic videos in which the synthetic actions happen at random times.
 
 Each video runs ``seconds`` at ``fps`` over one textured background with sensor noise, a slow brightness
-drift (camera noise) and a distractor wandering the whole time. Background stretches of random length (often
-with a still object in view, so "something is there" does not mean "an action happens") separate actions of
-random classes and durations; an action's actor moves along the class's path for exactly the frames labelled
+drift (camera noise) and a distractor wandering the whole time. Background stretches of random length (only
+the distractor and the camera noise; with ``idle`` > 0 some also show a still object, so that "something is
+there" stops meaning "an action happens") separate actions of random classes and durations, at the clip set's
+speeds (about a second each); an action's actor moves along the class's path for exactly the frames labelled
 with it (:func:`edgelstm.data.synthetic.trajectory`), so every frame has a label and the two members of each
 time-reversed pair still differ only in the order of their frames.
 
@@ -13,6 +14,7 @@ Every video is a pure function of (seed, split, index). ``write_untrimmed`` writ
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -40,9 +42,10 @@ class UntrimmedConfig:
     train: int = 16                     # videos per split
     val: int = 4
     test: int = 4
-    action_s: tuple[float, float] = (1.0, 2.5)   # duration of one action
-    gap_s: tuple[float, float] = (0.7, 4.0)      # background between two actions
-    idle: float = 0.6                   # share of background stretches with a still object in view
+    action_s: tuple[float, float] = (0.5, 1.2)   # duration of one action (the clips' motion speed)
+    gap_s: tuple[float, float] = (0.4, 2.0)      # background between two actions
+    idle: float = 0.0                   # share of background stretches with a still object in view (0: only the
+                                        # distractor and camera noise between actions)
     noise: float = 6.0                  # per-pixel sensor noise, 0..255 levels
     distractor: bool = True
 
@@ -89,22 +92,17 @@ def _actor(piece: Piece, rng: np.random.Generator, cfg: UntrimmedConfig,
     return pose
 
 
-def render_video(cfg: UntrimmedConfig, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """One video: uint8 (T, H, W, 3) RGB frames and (T,) int64 labels (indices into UNTRIMMED_CLASSES)."""
-    rng = np.random.default_rng([cfg.seed, 1000 + SPLITS.index(split), index])
+def render_frames(cfg: UntrimmedConfig, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, int]]:
+    """One video frame by frame: uint8 (H, W, 3) RGB and its label (an index into UNTRIMMED_CLASSES)."""
     h, w = cfg.size
     m = min(h, w)
     bg = background_texture(rng, h, w)
     pieces = timeline(rng, cfg)
-    n = pieces[-1].end
-    labels = np.zeros(n, np.int64)
     d_shape, d_colour = SHAPES[int(rng.integers(len(SHAPES)))], rng.uniform(0, 255, size=3)
     d_pos, d_vel = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h]), np.zeros(2)
     d_r, d_theta = rng.uniform(0.05, 0.09) * m, rng.uniform(0, 2 * math.pi)
-    drift = np.cumsum(rng.normal(0, 0.004, size=n)).clip(-0.12, 0.12)  # slow brightness drift of the camera
-    out = np.empty((n, h, w, 3), np.uint8)
+    drift = np.cumsum(rng.normal(0, 0.004, size=pieces[-1].end)).clip(-0.12, 0.12)  # the camera's slow brightness
     for piece in pieces:
-        labels[piece.start:piece.end] = piece.label
         pose = _actor(piece, rng, cfg, bg.mean((0, 1)))
         for i in range(piece.start, piece.end):
             img = bg * (1.0 + drift[i])
@@ -118,8 +116,21 @@ def render_video(cfg: UntrimmedConfig, split: str, index: int) -> tuple[np.ndarr
                            pose["theta"][k], pose["colour"], float(pose["alpha"][k]))
             if cfg.noise > 0:
                 img += rng.normal(0, cfg.noise, size=img.shape).astype(np.float32)
-            out[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return out, labels
+            yield np.clip(img, 0, 255).astype(np.uint8), piece.label
+
+
+def render_video(cfg: UntrimmedConfig, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One video of a split: uint8 (T, H, W, 3) RGB frames and (T,) int64 labels (into UNTRIMMED_CLASSES)."""
+    rng = np.random.default_rng([cfg.seed, 1000 + SPLITS.index(split), index])
+    frames, labels = zip(*render_frames(cfg, rng))
+    return np.stack(frames), np.array(labels, np.int64)
+
+
+def stream(*, size: tuple[int, int] = (32, 32), fps: float = 15.0, seed: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+    """An endless untrimmed camera: videos of the embedded set back to back (none of a split), frame by frame."""
+    cfg = UntrimmedConfig(size=size, fps=fps, seed=seed)
+    for index in itertools.count():
+        yield from render_frames(cfg, np.random.default_rng([seed, 2000, index]))
 
 
 def video_name(split: str, index: int) -> str:

@@ -25,7 +25,7 @@ from edgelstm.quantreport import (MIN_FINAL_AGREEMENT, BackendReport, GateData, 
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.frames import graph_order
 from edgelstm.runtime.stream import open_chain
-from edgelstm.spec import Artifact, Backend, FileHash, Manifest, Precision, Role
+from edgelstm.spec import Artifact, Backend, FileHash, Manifest, Precision, Role, Task
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,14 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
     redo = {str(b) for b in backends}
     manifest = dataclasses.replace(manifest, quantization=None, artifacts=tuple(
         a for a in manifest.artifacts if not (a.precision == Precision.INT8 and a.backend in backends)))
-    gd = calib.load_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
-    if len(gd.y) < settings.min_clips:
+    if manifest.task == Task.DETECT:  # frame mAP and delay on held-out video chunks (edgelstm.export.detect)
+        from edgelstm.export.detect import judge_detect, load_detect_gate_data
+
+        gd = load_detect_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
+        judge = judge_detect(manifest) if judge is gate.judge else judge
+    else:
+        gd = calib.load_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
+    if manifest.task != Task.DETECT and len(gd.y) < settings.min_clips:
         raise DataError(f"'{calib_data}' has {len(gd.y)} held-out clips the model can be scored on",
                         expected=f"at least {settings.min_clips} for this gate", path=calib_data,
                         fix="pass larger --calib-data, or a larger --max-drop / smaller --min-agreement")

@@ -65,6 +65,8 @@ def quant_table(report: Int8Report) -> Any:
     from rich.table import Table
 
     d, g = report.data, report.gate
+    if any(tr.delay_p50_frames is not None for tr in report.trials):
+        return Group(_detect_gate_table(report), _speed_table(report))
     t = Table(title=f"INT8 accuracy gate ({d.eval_clips} held-out clips of {d.source}/{d.split}: one clip = "
                     f"{100 / max(1, d.eval_clips):.2f} points; max drop {g.max_drop_points:g} points, final "
                     f"agreement >= {100 * g.min_final_agreement:g}%)", title_justify="left")
@@ -77,6 +79,31 @@ def quant_table(report: Int8Report) -> Any:
                   f"{tr.drop_points:.2f}", _pct(tr.frame_agreement),
                   f"{_pct(tr.final_agreement)} ({_pct(lo)}–{_pct(hi)})",
                   f"{tr.flips_fp32:.1f} → {tr.flips_int8:.1f}", "[green]pass[/]" if tr.passed else "[red]retry[/]")
+    return Group(t, _speed_table(report))
+
+
+def _detect_gate_table(report: Int8Report) -> Any:
+    """A detection model's gate: frame mAP and median detection delay, FP32 against INT8."""
+    from rich.table import Table
+
+    d, g = report.data, report.gate
+    t = Table(title=f"INT8 gate of a detector ({d.eval_clips} held-out chunks of {d.source}/{d.split}: frame mAP "
+                    f"drop <= {g.max_drop_points:g} points, median delay at most 25% + 1 frame longer)",
+                    title_justify="left")
+    for col in ("backend", "kept in float", "frame mAP FP32", "frame mAP INT8", "drop", "frame agree",
+                "delay p50 fp32→int8 (frames)", "result"):
+        t.add_column(col)
+    for tr in report.trials:
+        delay = tr.delay_p50_frames or (0.0, 0.0)
+        t.add_row(tr.backend, ", ".join(tr.kept_float) or "none", _pct(tr.accuracy_fp32), _pct(tr.accuracy_int8),
+                  f"{tr.drop_points:.2f}", _pct(tr.frame_agreement), f"{delay[0]:.1f} → {delay[1]:.1f}",
+                  "[green]pass[/]" if tr.passed else "[red]retry[/]")
+    return t
+
+
+def _speed_table(report: Int8Report) -> Any:
+    from rich.table import Table
+
     s = Table(title="FP32 vs INT8 (streaming graphs, batch 1)", title_justify="left")
     for col in ("backend", "size fp32", "size int8", "ms/frame fp32", "ms/frame int8", "ratio", "ops int8"):
         s.add_column(col)
@@ -90,4 +117,4 @@ def quant_table(report: Int8Report) -> Any:
             (f"; pays from batch {from_b}" if from_b else "; pays at no batch measured")
         s.add_row(b, _fmt_bytes(info.fp32.bytes), _fmt_bytes(info.int8.bytes), f"{info.fp32.latency_ms:.3f}",
                   f"{info.int8.latency_ms:.3f}", f"{info.int8_fp32_latency_ratio:.2f}×" + verdict, ops[:200])
-    return Group(t, s)
+    return s

@@ -97,7 +97,8 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio
     scene_size = synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)
     srcs = [open_source(s, realtime=o.realtime, timeout_s=o.open_timeout, fps=o.fps or m.temporal.train_fps,
-                        size=scene_size, clip_len=m.temporal.clip_len) for s in sources]
+                        size=scene_size, clip_len=m.temporal.clip_len, untrimmed=m.task == "detect")
+            for s in sources]
     show = o.show
     if show:
         show, why = display_available()
@@ -136,6 +137,7 @@ class DecisionSink:
         from edgelstm.runtime.outputs import JsonlWriter, Recorder
 
         self.labels = engine.labels
+        self.detect = getattr(getattr(engine, "manifest", None), "task", "") == "detect"  # also write event lines
         self.show = show
         self.rec = Recorder(record, fps) if record is not None else None  # checks the name: nothing opened yet
         self.json = JsonlWriter(jsonl) if headless or jsonl is not None else None
@@ -144,7 +146,7 @@ class DecisionSink:
         self._last = 0.0
 
     def __call__(self, d: Any) -> None:
-        from edgelstm.runtime.outputs import decision_record, draw_overlay
+        from edgelstm.runtime.outputs import decision_record, draw_overlay, event_records
 
         now = time.monotonic()
         if self._last:
@@ -153,7 +155,9 @@ class DecisionSink:
         self._last = now
         self.decisions += 1
         if self.json is not None:
-            self.json.write(decision_record(d, self.labels))
+            self.json.write(decision_record(d, self.labels, detect=self.detect))
+            for rec in event_records(d, self.labels) if self.detect else ():
+                self.json.write(rec)
         if (self.show or self.rec is not None) and d.stream == 0:
             img = draw_overlay(d.frame.image, d, self.labels, fps=self.fps)
             if self.rec is not None:

@@ -25,12 +25,13 @@ import numpy as np
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import BundleError, UsageError
 from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.events import Event, EventChange, EventTracker
 from edgelstm.runtime.frames import (HALVE_ABOVE_PIXELS, FrameResizer, Smoother, Smoothing, check_features, check_frame,
                                      softmax)
 from edgelstm.runtime.plan import GRAPHS, SMALL_MODEL_MACS, Plan, int8_verdict, make_plan, resolve_profile
 from edgelstm.runtime.selftest import FULL_PRECISION, run_finite, run_selftest
 from edgelstm.runtime.stream import BackendOptions, Chain, open_chain
-from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Precision, Role
+from edgelstm.spec import C_IN, H_IN, ColourOrder, Manifest, ModelKind, Precision, Role, Task
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Prediction:
     top: tuple[tuple[int, float], ...]  # top-k (index, probability), best first
     timings: Timings
     reset: str = ""             # why the state was reset after this frame ("non-finite state"), if it was
+    events: tuple[EventChange, ...] = ()  # detection models: what started or ended on this frame
+    event: Event | None = None  # detection models: the event open after this frame
 
     @property
     def raw_index(self) -> int:
@@ -86,6 +89,9 @@ class Engine:
                        for s in m.state}  # each (num_layers, S, hidden)
         self._view_cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}  # see _views
         self._bad: set[int] = set()  # streams whose state went non-finite in the last batch
+        d = m.detection  # detection models turn each frame's (unsmoothed) probabilities into events
+        self._events = EventTracker(streams, background=d.background, on=d.events.on, off=d.events.off) \
+            if m.task == Task.DETECT and d is not None else None
         if self.kind == ModelKind.FRAMES:
             if m.preprocess is None:
                 raise BundleError("a frame model's manifest has no preprocess section", path=bundle.path,
@@ -187,6 +193,8 @@ class Engine:
         for arr in self._state.values():
             arr[:, slice(None) if stream is None else stream] = 0.0
         self._smoother.reset(stream)
+        if self._events is not None:
+            self._events.reset(stream)
 
     def state(self, stream: int) -> tuple[np.ndarray, np.ndarray]:
         """A copy of one stream's LSTM state ``(h, c)``, each (num_layers, hidden), as the next frame will see it."""
@@ -323,8 +331,11 @@ class Engine:
                                         reset="non-finite state" if s in bad else "non-finite logits"))
                 continue
             j, row = shown_l[i], probs_l[i]
+            ev = self._events
             preds.append(Prediction(s, j, labels[j], row[j], shown_probs[i], raw[i],
-                                    tuple((c, row[c]) for c in order_l[i]), zero))
+                                    tuple((c, row[c]) for c in order_l[i]), zero,
+                                    events=ev.update(s, probs[i]) if ev is not None else (),
+                                    event=ev.active(s) if ev is not None else None))
         return preds
 
 

@@ -62,18 +62,21 @@ class SyntheticSource:
     live = True
 
     def __init__(self, *, size: tuple[int, int] = (480, 640), fps: float = 15.0, clip_len: int = 16,
-                 seed: int = 0, noise: float = 6.0) -> None:
+                 seed: int = 0, noise: float = 6.0, untrimmed: bool = False) -> None:
         self.name, self.fps, self.size = "synthetic", fps, size
         self.clip_len, self.seed, self.noise = clip_len, seed, noise
+        self.untrimmed = untrimmed  # the untrimmed set (labels with background first), for detectors
         self._pacer = Pacer(fps)
         self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=2 * clip_len)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _render(self) -> None:
-        from edgelstm.data.synthetic import stream
+        from edgelstm.data import synthetic, untrimmed_synth
 
-        for frame, label in stream(size=self.size, clip_len=self.clip_len, seed=self.seed, noise=self.noise):
+        frames = untrimmed_synth.stream(size=self.size, fps=self.fps, seed=self.seed) if self.untrimmed else \
+            synthetic.stream(size=self.size, clip_len=self.clip_len, seed=self.seed, noise=self.noise)
+        for frame, label in frames:
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             while not self._stop.is_set():
                 try:

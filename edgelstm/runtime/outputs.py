@@ -20,8 +20,9 @@ from edgelstm.runtime.loop import Decision
 log = logging.getLogger(__name__)
 
 
-def decision_record(d: Decision, labels: tuple[str, ...]) -> dict[str, Any]:
-    """One JSON line: frame index, timestamps, label, probability, stage latencies, frame age."""
+def decision_record(d: Decision, labels: tuple[str, ...], *, detect: bool = False) -> dict[str, Any]:
+    """One JSON line: frame index, timestamps, label, probability, stage latencies, frame age (and with
+    ``detect``, the current event)."""
     p = d.prediction
     rec: dict[str, Any] = {
         "decision": d.number, "stream": d.stream, "frame": d.frame.index, "epoch": d.frame.epoch,
@@ -35,7 +36,27 @@ def decision_record(d: Decision, labels: tuple[str, ...]) -> dict[str, Any]:
     }
     if d.frame.truth is not None:
         rec["truth"] = labels[d.frame.truth] if 0 <= d.frame.truth < len(labels) else d.frame.truth
+    if detect:  # the open event after this frame (None: no action going on)
+        rec["event"] = labels[p.event.label] if p.event is not None else None
     return rec
+
+
+def event_records(d: Decision, labels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One JSON line per event that started or ended on this decision's frame (detection models): ``event``
+    start or end, the action, the frame and media time (an end is the first frame after the event), the
+    confidence (at the start: the probability that started it; at the end: its highest) and, at the end, its
+    length in decisions."""
+    out = []
+    for c in d.prediction.events:
+        e = c.event
+        rec: dict[str, Any] = {"event": str(c.change), "stream": d.stream, "label": labels[e.label],
+                               "frame": d.frame.index,
+                               "t_media": round(d.frame.t_media, 6) if math.isfinite(d.frame.t_media) else None,
+                               "confidence": round(e.confidence, 6)}
+        if e.end is not None:
+            rec["decisions"] = e.end - e.start
+        out.append(rec)
+    return out
 
 
 class JsonlWriter:
@@ -159,6 +180,10 @@ def draw_overlay(img: np.ndarray, d: Decision, labels: tuple[str, ...], *, fps: 
                       (0, 200, 0) if i == p.index else (160, 160, 160), -1)
         cv2.putText(out, f"{labels[i]} {q:.2f}", (int(10 * s), y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s,
                     (255, 255, 255), max(1, th // 2), cv2.LINE_AA)
+    if p.event is not None:  # a detection model's current event, as a red banner above the status line
+        cv2.rectangle(out, (0, h - int(52 * s)), (w, h - int(28 * s)), (0, 0, 200), -1)
+        cv2.putText(out, f"EVENT {labels[p.event.label]} {p.event.confidence:.0%}", (int(8 * s), h - int(34 * s)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, (255, 255, 255), max(1, th // 2), cv2.LINE_AA)
     info = f"{fps:4.1f} FPS  {p.timings.total:5.1f} ms  age {d.age_ms:5.1f} ms"
     cv2.putText(out, info, (int(8 * s), h - int(10 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (0, 255, 255),
                 max(1, th // 2), cv2.LINE_AA)

@@ -146,19 +146,21 @@ SOURCE_FIX = {"camera": "check the camera is connected and not in use (ls /dev/v
 
 
 def open_source(spec: str | int | Path, *, realtime: bool = False, fps: float | None = None,
-                size: tuple[int, int] = (480, 640), timeout_s: float = 5.0, clip_len: int = 16) -> Source:
+                size: tuple[int, int] = (480, 640), timeout_s: float = 5.0, clip_len: int = 16,
+                untrimmed: bool = False) -> Source:
     """A source from what a user types: ``0`` (camera), a file, a folder, a URL, or ``synthetic``.
 
     ``realtime`` plays a file at its own fps (frames the model cannot keep up with are dropped, as
     with a camera); by default a file is read frame by frame, so every decision is reproducible.
     ``fps`` paces the synthetic source and dates the images of a folder (default 15); ``size`` and
-    ``clip_len`` shape the synthetic scenes (give the model's clip length so actions last as in training).
+    ``clip_len`` shape the synthetic scenes (give the model's clip length so actions last as in training);
+    ``untrimmed`` plays the embedded untrimmed set instead (actions at random times between background).
     """
     from edgelstm.runtime.offline_sources import ImageFolderSource, SyntheticSource
 
     text = str(spec).strip()
     if text == "synthetic":
-        return SyntheticSource(size=size, fps=fps or 15.0, clip_len=clip_len)
+        return SyntheticSource(size=size, fps=fps or 15.0, clip_len=clip_len, untrimmed=untrimmed)
     if text.isdigit():
         return CaptureSource(int(text), timeout_s=timeout_s)
     if text.startswith(URL_SCHEMES):
