@@ -124,6 +124,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
                backends: tuple[Backend, ...], frames: int) -> Manifest:
     """Export the fp32 artefacts into ``stage`` and check each; returns the unsealed manifest."""
     from edgelstm.export import graphs, manifest as mf, onnx as ox, parity
+    from edgelstm.export.detect import task_fields
 
     model = graphs.deployable(ckpt.model, ckpt.name, size)
     info = mf.model_info(ckpt.name, ckpt.model, size)
@@ -152,7 +153,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         features=mf.feature_norm(model),
         temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size),
         artifacts=tuple(artifacts), source_checkpoint_sha256=ckpt.sha256, parity=(), versions=mf.versions(),
-        created=mf.now(), data_source=ckpt.data.source)
+        created=mf.now(), data_source=ckpt.data.source, **task_fields(ckpt))
     X = parity.parity_sequence(manifest, frames=frames)
     ref = parity.torch_reference(ckpt.model, X)  # the original model, RGB input, whole sequences
     X_dev = graph_order(X, manifest)
