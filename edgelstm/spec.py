@@ -1,13 +1,9 @@
 """The contract between export and runtime: one frozen description of a deployable model.
 
-Everything a runtime needs to run an exported model lives here: tensor names, shapes and
-dtypes, the LSTM state layout, preprocessing, labels and the temporal facts (clip length,
-frame stride, training fps, reset policy). ``export/`` derives ONNX input names and dynamic
-axes from these objects; ``runtime/`` checks a loaded model against them before the first
-frame. Tensor names are written as string literals here and nowhere else.
-
-This module imports only the standard library: it is shared by the torch side and the
-torch-free device side.
+Everything a runtime needs to run an exported model lives here: tensor names, shapes and dtypes, the LSTM state
+layout, preprocessing, labels and the temporal facts (clip length, frame stride, training fps, reset policy).
+``export/`` derives ONNX names and dynamic axes from these objects; ``runtime/`` checks a loaded model against them
+before the first frame. Tensor names are spelled here only. Standard library only: torch and device share it.
 """
 from __future__ import annotations
 
@@ -19,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BundleError
+from edgelstm.captionspec import Captioning
 from edgelstm.jsonspec import from_jsonable, to_jsonable
 from edgelstm.detectspec import Detection
 from edgelstm.quantreport import Int8Report
@@ -37,6 +34,7 @@ H_OUT = "h_out"
 C_OUT = "c_out"
 CLIP = "clip"          # clip model input: uint8 (N, T, H, W, 3) or float32 (N, T, F)
 CLIP_LOGITS = "clip_logits"  # clip model output: float32 (N, T, num_classes), one row per step
+TOKEN, WORD_LOGITS = "token", "word_logits"  # captioning decoder: previous word int64 (N,) in, next (N, V) out
 BATCH = "batch"        # name of the dynamic batch axis
 TIME = "time"          # name of the dynamic time axis
 
@@ -46,6 +44,7 @@ class Role(StrEnum):
     STEP = "step"        # features, h, c -> logits, h_out, c_out (one time step)
     FUSED = "fused"      # frames, h, c -> logits, h_out, c_out (encoder and step in one graph)
     CLIP = "clip"        # clip -> clip_logits (offline evaluation, clip re-inference)
+    DECODER = "decoder"  # token, h, c -> word_logits, h_out, c_out (a captioner's word decoder, one word)
 
 
 class Backend(StrEnum):
@@ -74,11 +73,11 @@ class ResizeMode(StrEnum):
     NEAREST = "nearest"
 
 
-class Task(StrEnum):  # what a model's output means; track and caption are reserved for a later issue
+class Task(StrEnum):  # what a model's output means
     CLASSIFY = "classify"  # one label per clip (or per moment of a stream): labels are the classes
     DETECT = "detect"      # per-frame scores over action classes and a background class; events from them
     TRACK = "track"
-    CAPTION = "caption"
+    CAPTION = "caption"    # a streaming encoder (logits: the motion classes) and a word decoder: captions
 
 
 # --- the spec's parts -------------------------------------------------------------------
@@ -279,6 +278,7 @@ class Manifest:
     selftest: SelfTest | None = None  # the FP32 artefact's answer to a seeded stream; None in 0.1 bundles
     task: Task = Task.CLASSIFY  # bundles written before tasks existed are classifiers
     detection: Detection | None = None  # task detect: the background label and the event thresholds
+    captioning: Captioning | None = None  # task caption: the vocabulary and when the runtime writes captions
 
     def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
         for a in self.artifacts:

@@ -108,9 +108,20 @@ def _check_selftest(st: SelfTest, num_classes: int, source: str | Path) -> None:
 def _check_task(m: Manifest, source: str | Path) -> None:
     """A detection bundle names its background label and carries usable event thresholds; the reserved tasks
     do not run yet."""
-    if m.task not in (Task.CLASSIFY, Task.DETECT):
-        raise _field("task", str(m.task), "classify or detect (the tasks this edgelstm runs)", source)
+    if m.task not in (Task.CLASSIFY, Task.DETECT, Task.CAPTION):
+        raise _field("task", str(m.task), "classify, detect or caption (the tasks this edgelstm runs)", source)
+    if (m.task == Task.CAPTION) != (m.captioning is not None):
+        raise _field("captioning", "absent" if m.captioning is None else "a captioning section",
+                     "a captioning section exactly when the task is caption", source)
+    if m.captioning is not None:
+        from edgelstm.captionspec import check_captioning
+
+        check_captioning(m.captioning, source, lambda where, got, expected: _field(where, got, expected, source))
     d = m.detection
+    if m.task == Task.CAPTION:
+        if d is not None:
+            raise _field("detection", "a detection section", "none for a caption model", source)
+        return
     if m.task == Task.CLASSIFY:
         if d is not None:
             raise _field("detection", "a detection section", "none for a classify model (or task 'detect')", source)

@@ -35,4 +35,4 @@ def create_model(name: str, **kwargs: Any) -> Any:
 
 def _load_all() -> None:
     # Importing the modules runs their @register_model decorators.
-    from edgelstm.models import zoo  # noqa: F401
+    from edgelstm.models import tracker, zoo, zoo_caption  # noqa: F401
