@@ -178,7 +178,7 @@ def test_a_detection_manifest_round_trips() -> None:
     (lambda d: _detect(d)["detection"]["events"].update(off=0.7), "'manifest.detection.events.off' is 0.7"),
     (lambda d: _detect(d)["detection"]["events"].update(on=0.0), "'manifest.detection.events.on' is 0.0"),
     (lambda d: _detect(d).update(task="classify"), "'manifest.detection' is 'a detection section'"),
-    (lambda d: d.update(task="caption"), "'manifest.task' is 'caption'; expected classify or detect"),
+    (lambda d: d.update(task="caption"), "'manifest.captioning' is 'absent'; expected a captioning section exactly when"),
 ])
 def test_refuses_a_detection_section_that_cannot_run(mutate, needle) -> None:  # type: ignore[no-untyped-def]
     d = json.loads(_manifest().to_json())
