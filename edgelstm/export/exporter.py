@@ -163,7 +163,9 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         results += ov_results
     manifest = dataclasses.replace(manifest, parity=tuple(results))
     _fail_on_parity(manifest.parity, stage)
-    return _with_selftest(stage, manifest)
+    from edgelstm.export.caption import with_decoder  # a captioner's word decoder, its own step graph
+
+    return with_decoder(ckpt, stage, _with_selftest(stage, manifest), backends)
 
 
 def _with_selftest(stage: Path, manifest: Manifest) -> Manifest:

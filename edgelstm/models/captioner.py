@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgelstm.captionspec import BOS_ID, EOS_ID
+from edgelstm.captionspec import BOS_ID, EOS_ID, PAD_ID
 from edgelstm.models.clip_models import IMAGENET_MEAN, IMAGENET_STD, BiLSTMClipModel, StreamingClipModel
 from edgelstm.models.encoders import Encoder
 from edgelstm.models.lstm_classifier import State
@@ -67,7 +67,9 @@ class _Captioner(nn.Module):
         done = torch.zeros(b, dtype=torch.bool)
         for _ in range(max_words + 1):
             logits, state = self.decoder(tok, state, ctx)
-            tok = logits[:, -1].argmax(-1, keepdim=True)
+            last = logits[:, -1].clone()
+            last[:, [PAD_ID, BOS_ID]] = float("-inf")  # never a next word
+            tok = last.argmax(-1, keepdim=True)
             out = torch.cat([out, tok], 1)
             done |= tok[:, 0] == EOS_ID
             if bool(done.all()):

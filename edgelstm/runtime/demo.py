@@ -138,6 +138,11 @@ class DecisionSink:
 
         self.labels = engine.labels
         self.detect = getattr(getattr(engine, "manifest", None), "task", "") == "detect"  # also write event lines
+        self.captions = None  # captioning bundles: a JSON line per caption, the latest one on the frame
+        if getattr(getattr(engine, "manifest", None), "task", "") == "caption":
+            from edgelstm.runtime.caption_output import CaptionOverlay
+
+            self.captions = CaptionOverlay()
         self.show = show
         self.rec = Recorder(record, fps) if record is not None else None  # checks the name: nothing opened yet
         self.json = JsonlWriter(jsonl) if headless or jsonl is not None else None
@@ -158,8 +163,14 @@ class DecisionSink:
             self.json.write(decision_record(d, self.labels, detect=self.detect))
             for rec in event_records(d, self.labels) if self.detect else ():
                 self.json.write(rec)
+            if self.captions is not None and d.prediction.caption is not None:
+                from edgelstm.runtime.caption_output import caption_record
+
+                self.json.write(caption_record(d))  # type: ignore[arg-type]
         if (self.show or self.rec is not None) and d.stream == 0:
             img = draw_overlay(d.frame.image, d, self.labels, fps=self.fps)
+            if self.captions is not None:
+                img = self.captions.draw(img, d)
             if self.rec is not None:
                 self.rec.write(img)
             if self.show:

@@ -25,6 +25,7 @@ import numpy as np
 from edgelstm.devices import DeviceProfile
 from edgelstm.errors import BundleError, UsageError
 from edgelstm.runtime.bundle import Bundle, load_bundle
+from edgelstm.runtime.decode import Caption, open_narrator
 from edgelstm.runtime.events import Event, EventChange, EventTracker
 from edgelstm.runtime.frames import (HALVE_ABOVE_PIXELS, FrameResizer, Smoother, Smoothing, check_features, check_frame,
                                      softmax)
@@ -64,6 +65,7 @@ class Prediction:
     reset: str = ""             # why the state was reset after this frame ("non-finite state"), if it was
     events: tuple[EventChange, ...] = ()  # detection models: what started or ended on this frame
     event: Event | None = None  # detection models: the event open after this frame
+    caption: Caption | None = None  # caption models: the caption written on this frame (window end, action change)
 
     @property
     def raw_index(self) -> int:
@@ -92,6 +94,7 @@ class Engine:
         d = m.detection  # detection models turn each frame's (unsmoothed) probabilities into events
         self._events = EventTracker(streams, background=d.background, on=d.events.on, off=d.events.off) \
             if m.task == Task.DETECT and d is not None else None
+        self._narrator = open_narrator(bundle, plan.backend, plan.precision, plan.options, streams)  # caption models
         if self.kind == ModelKind.FRAMES:
             if m.preprocess is None:
                 raise BundleError("a frame model's manifest has no preprocess section", path=bundle.path,
@@ -195,6 +198,8 @@ class Engine:
         self._smoother.reset(stream)
         if self._events is not None:
             self._events.reset(stream)
+        if self._narrator is not None:
+            self._narrator.reset(stream)
 
     def state(self, stream: int) -> tuple[np.ndarray, np.ndarray]:
         """A copy of one stream's LSTM state ``(h, c)``, each (num_layers, hidden), as the next frame will see it."""
@@ -331,11 +336,13 @@ class Engine:
                                         reset="non-finite state" if s in bad else "non-finite logits"))
                 continue
             j, row = shown_l[i], probs_l[i]
-            ev = self._events
+            ev, nar = self._events, self._narrator
             preds.append(Prediction(s, j, labels[j], row[j], shown_probs[i], raw[i],
                                     tuple((c, row[c]) for c in order_l[i]), zero,
                                     events=ev.update(s, probs[i]) if ev is not None else (),
-                                    event=ev.active(s) if ev is not None else None))
+                                    event=ev.active(s) if ev is not None else None,
+                                    caption=nar.update(s, j, {k: v[:, s:s + 1] for k, v in self._state.items()})
+                                    if nar is not None else None))
         return preds
 
 
