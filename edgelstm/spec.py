@@ -19,6 +19,7 @@ from edgelstm.captionspec import Captioning
 from edgelstm.jsonspec import from_jsonable, to_jsonable
 from edgelstm.detectspec import Detection
 from edgelstm.quantreport import Int8Report
+from edgelstm.trackspec import Tracking
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -76,7 +77,7 @@ class ResizeMode(StrEnum):
 class Task(StrEnum):  # what a model's output means
     CLASSIFY = "classify"  # one label per clip (or per moment of a stream): labels are the classes
     DETECT = "detect"      # per-frame scores over action classes and a background class; events from them
-    TRACK = "track"
+    TRACK = "track"        # four box outputs per frame, relative to crops the runtime cuts around the last box
     CAPTION = "caption"    # a streaming encoder (logits: the motion classes) and a word decoder: captions
 
 
@@ -107,9 +108,8 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class FeatureNorm:
-    """Per-feature standardisation of a feature model's input, computed on its training split. The step and
-    clip graphs apply it in-graph ((x - mean) / std), so a device feeds raw features; recorded here so the
-    bundle says what its graphs expect."""
+    """Per-feature standardisation of a feature model's input, computed on its training split. The step and clip
+    graphs apply it in-graph ((x - mean) / std), so a device feeds raw features: the bundle says so here."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -279,6 +279,7 @@ class Manifest:
     task: Task = Task.CLASSIFY  # bundles written before tasks existed are classifiers
     detection: Detection | None = None  # task detect: the background label and the event thresholds
     captioning: Captioning | None = None  # task caption: the vocabulary and when the runtime writes captions
+    tracking: Tracking | None = None  # task track: the crop and box geometry the runtime tracks with
 
     def artifact(self, role: Role, backend: Backend, precision: Precision) -> Artifact | None:
         for a in self.artifacts:
@@ -314,9 +315,8 @@ class Manifest:
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise BundleError(
                 f"manifest format_version {version} is newer than this edgelstm understands ({FORMAT_VERSION})",
-                expected=f"format_version <= {FORMAT_VERSION}",
-                fix="upgrade edgelstm (pip install -U edgelstm) or export the bundle with this version",
-                path=source)
+                expected=f"format_version <= {FORMAT_VERSION}", path=source,
+                fix="upgrade edgelstm (pip install -U edgelstm) or export the bundle with this version")
         if data.get("quantization") == {}:  # 0.1 bundles wrote an empty object for "no INT8 report"
             data = {**data, "quantization": None}
         manifest: Manifest = from_jsonable(cls, data, where="manifest", source=source)

@@ -106,10 +106,11 @@ def _check_selftest(st: SelfTest, num_classes: int, source: str | Path) -> None:
 
 
 def _check_task(m: Manifest, source: str | Path) -> None:
-    """A detection bundle names its background label and carries usable event thresholds; the reserved tasks
-    do not run yet."""
-    if m.task not in (Task.CLASSIFY, Task.DETECT, Task.CAPTION):
-        raise _field("task", str(m.task), "classify, detect or caption (the tasks this edgelstm runs)", source)
+    """A detection bundle names its background label and carries usable event thresholds; a caption or track
+    bundle carries its own section (and only it)."""
+    if m.task not in (Task.CLASSIFY, Task.DETECT, Task.CAPTION, Task.TRACK):
+        raise _field("task", str(m.task), "classify, detect, track or caption (the tasks this edgelstm runs)", source)
+    _check_tracking(m, source)
     if (m.task == Task.CAPTION) != (m.captioning is not None):
         raise _field("captioning", "absent" if m.captioning is None else "a captioning section",
                      "a captioning section exactly when the task is caption", source)
@@ -118,9 +119,9 @@ def _check_task(m: Manifest, source: str | Path) -> None:
 
         check_captioning(m.captioning, source, lambda where, got, expected: _field(where, got, expected, source))
     d = m.detection
-    if m.task == Task.CAPTION:
+    if m.task in (Task.CAPTION, Task.TRACK):
         if d is not None:
-            raise _field("detection", "a detection section", "none for a caption model", source)
+            raise _field("detection", "a detection section", f"none for a {m.task} model", source)
         return
     if m.task == Task.CLASSIFY:
         if d is not None:
@@ -135,3 +136,21 @@ def _check_task(m: Manifest, source: str | Path) -> None:
         raise _field("detection.events.on", e.on, "a probability in (0, 1]", source)
     if not (math.isfinite(e.off) and 0 < e.off <= e.on):
         raise _field("detection.events.off", e.off, f"a probability in (0, on={e.on:g}]", source)
+
+
+def _check_tracking(m: Manifest, source: str | Path) -> None:
+    """A track bundle carries its crop geometry (and only a track bundle), within bounds, and four outputs."""
+    t = m.tracking
+    if (m.task == Task.TRACK) != (t is not None):
+        raise _field("tracking", "absent" if t is None else "a tracking section",
+                     "a tracking section exactly when the task is track", source)
+    if t is None:
+        return
+    bad = t.check()
+    if bad is not None:
+        raise _field(f"tracking.{bad[0]}", bad[1], bad[2], source)
+    if m.model.num_classes != 4:
+        raise _field("model.num_classes", m.model.num_classes, "4 (a tracker's box outputs)", source)
+    if m.preprocess is not None and tuple(m.preprocess.size) != (t.crop_size, 2 * t.crop_size):
+        raise _field("preprocess.size", list(m.preprocess.size),
+                     f"[{t.crop_size}, {2 * t.crop_size}]: a pair of tracking.crop_size crops side by side", source)

@@ -35,22 +35,23 @@ class Tracking:
     max_scale_change: float = 1.6    # per frame, a box side grows or shrinks at most this factor
     min_side: float = 4.0            # pixels: a box side never shrinks below this
     reinit_every: int = 32           # the LSTM state is zeroed every N frames (0: never), the box kept (Re3)
+    frame_size: tuple[int, int] = (0, 0)  # (H, W) of the training frames (the synthetic set eval renders); 0: any
 
-    def check(self) -> str:
-        """The first field outside its bounds, as 'field: value (expected)', or ''."""
+    def check(self) -> tuple[str, object, str] | None:
+        """The first field outside its bounds as (field, value, what was expected), or None."""
         if not 4 <= self.crop_size <= 1024:
-            return f"crop_size: {self.crop_size} (4..1024)"
+            return "crop_size", self.crop_size, "4..1024 pixels"
         for name in ("context", "output_scale", "max_scale_change", "min_side"):
             value = getattr(self, name)
             if not (value == value and 0 < value < 1e6):
-                return f"{name}: {value} (a finite number > 0)"
+                return name, value, "a finite number > 0"
         if self.context < 1:
-            return f"context: {self.context} (>= 1: the window holds the box)"
+            return "context", self.context, ">= 1 (the window holds the box)"
         if self.max_scale_change <= 1:
-            return f"max_scale_change: {self.max_scale_change} (> 1)"
+            return "max_scale_change", self.max_scale_change, "> 1"
         if self.reinit_every < 0:
-            return f"reinit_every: {self.reinit_every} (>= 0)"
-        return ""
+            return "reinit_every", self.reinit_every, ">= 0 (0: never)"
+        return None
 
 
 def tracking_of(metrics: dict[str, Any], *, source: str | Path) -> Tracking | None:

@@ -27,7 +27,11 @@ MAX_DELAY_INCREASE = 0.25  # the INT8 median delay may grow by at most this shar
 
 
 def task_fields(ckpt: Any) -> dict[str, Any]:
-    """The manifest's ``task`` and ``detection`` for a checkpoint (a classifier: none)."""
+    """The manifest's ``task`` and ``detection`` for a checkpoint (a classifier: none; a tracker: its geometry)."""
+    if ckpt.data.task == Task.TRACK:
+        from edgelstm.export.track import track_fields
+
+        return track_fields(ckpt)
     if ckpt.data.task != Task.DETECT:
         return {}
     detection = detection_of(ckpt.data.background, ckpt.metrics, source=ckpt.path or "checkpoint")

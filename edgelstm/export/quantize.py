@@ -78,6 +78,11 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
 
         gd = load_detect_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
         judge = judge_detect(manifest) if judge is gate.judge else judge
+    elif manifest.task == Task.TRACK:  # closed-loop tracking of held-out sequences (edgelstm.export.track)
+        from edgelstm.export.track import judge_track, load_track_gate_data
+
+        gd = load_track_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
+        judge = judge_track if judge is gate.judge else judge
     else:
         gd = calib.load_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
     if manifest.task != Task.DETECT and len(gd.y) < settings.min_clips:
@@ -104,7 +109,10 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
 def _gate_backend(stage: Path, manifest: Manifest, backend: Backend, gd: Any, feeds: dict[Role, list[Any]],
                   settings: GateSettings, judge: gate.Judge, trials: list[Trial]) -> tuple[Manifest, Trial]:
     """Walk the ladder for one backend; the manifest with its passing INT8 artefacts, and that trial."""
-    fp32 = gate.logits(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
+    run = gate.logits
+    if manifest.task == Task.TRACK:  # boxes tracked in a closed loop: INT8 cuts its crops around its own boxes
+        from edgelstm.export.track import track_boxes as run
+    fp32 = run(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
     tried: set[tuple[str, ...]] = set()
     for rung in LADDER:
         kept = INT8_BACKENDS[backend].effective_float(rung)
@@ -114,7 +122,7 @@ def _gate_backend(stage: Path, manifest: Manifest, backend: Backend, gd: Any, fe
         trial_manifest = _quantize_all(stage, manifest, backend, kept, feeds)
         if trial_manifest is None:
             break  # nothing left to quantize: INT8 would be the FP32 model
-        int8 = gate.logits(Bundle(stage, trial_manifest), gd.X, backend, Precision.INT8, gd.lengths)
+        int8 = run(Bundle(stage, trial_manifest), gd.X, backend, Precision.INT8, gd.lengths)
         trial = judge(backend, kept, fp32, int8, gd.y, settings)
         trials.append(trial)
         log.info("%s int8, float %s: drop %.2f points (1 clip = %.2f), final agreement %.3f -> %s", backend,

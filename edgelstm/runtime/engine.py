@@ -136,6 +136,10 @@ class Engine:
         plan = make_plan(b.manifest, profile, backend=backend, precision=precision, threads=threads, graph=graph,
                      streams=streams, options=options)
         chain = open_chain(b, plan.backend, plan.precision, plan.options, graph=plan.graph)
+        if b.manifest.task == Task.TRACK and cls is Engine:  # a tracker's engine crops around each stream's box
+            from edgelstm.runtime.track import TrackEngine
+
+            cls = TrackEngine
         eng = cls(b, plan, chain, streams=streams, smoothing=smoothing, k=top_k)
         if verify:
             eng.info["selftest"] = eng.self_test()
