@@ -1,4 +1,5 @@
-"""``edgelstm data``: generate the synthetic set or the real-footage task as video files, or describe a dataset.
+"""``edgelstm data``: generate the synthetic set, tracking sequences or the real-footage task as files, or describe
+a dataset.
 
 Only click at import time: ``edgelstm data --help`` stays light (no torch, no OpenCV).
 """
@@ -96,6 +97,28 @@ def footage(out: str, size: str, clip_len: int, stride: int, task: str, n_train:
     counts = write_footage(out, cfg, force=force)
     click.echo(f"wrote {sum(counts.values())} clips to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
                f"sources per split in {out}/footage.json")
+
+
+@data.command("track")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--size", default="64,64", show_default=True, help="Frame size H,W.")
+@click.option("--frames", default=48, show_default=True, type=click.IntRange(min=2), help="Frames per sequence.")
+@click.option("--train", "n_train", default=200, show_default=True, type=click.IntRange(min=0),
+              help="Sequences in train.")
+@click.option("--val", "n_val", default=20, show_default=True, type=click.IntRange(min=0), help="Sequences in val.")
+@click.option("--test", "n_test", default=40, show_default=True, type=click.IntRange(min=0), help="Sequences in test.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+def track(out: str, size: str, frames: int, n_train: int, n_val: int, n_test: int, seed: int, force: bool) -> None:
+    """Write the embedded tracking sequences in the OTB layout: OUT/{train,val,test}/<sequence>/img/0001.png ...
+    and groundtruth_rect.txt (one x,y,w,h line per frame), for `train --task track --data OUT` and demos."""
+    from edgelstm.data.tracking import TrackConfig
+    from edgelstm.data.tracking_otb import write_tracking
+
+    cfg = TrackConfig(size=parse_size(size), frames=frames, seed=seed, train=n_train, val=n_val, test=n_test)
+    counts = write_tracking(out, cfg, force=force)
+    click.echo(f"wrote {sum(counts.values())} sequences of {frames} frames to {out} "
+               f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
 
 
 @data.command()

@@ -115,9 +115,11 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
 @click.option("--reference", default=None,
               help="Bundle only: another artefact to compare with, e.g. onnxruntime:fp32 (agreement per frame).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
-@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
+@click.option("--task", type=click.Choice(["classify", "detect", "track"]), default=None,
               help="detect: frame mAP, per-stage accuracy, detection delay, false alarms per hour and missed actions "
-                   "on the split's untrimmed videos [default: the task the model was trained for].")
+                   "on the split's untrimmed videos; track: mean IoU, success AUC and precision@20px of each "
+                   "sequence tracked from its first box (bundles: frames/s through the engine) [default: the task "
+                   "the model was trained for].")
 def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
              checkpoint: str | None, reference: str | None, cache_dir: str | None, task: str | None) -> None:
     """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
@@ -129,8 +131,12 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
     path = Path(target)
     check_outputs(inputs=[("TARGET", path), ("--data", data), ("--checkpoint", checkpoint)],
                   outputs=[("--out", out)], folders=["--out"])  # before any work
-    if (task or _trained_task(path)) == "detect":
+    task = task or _trained_task(path)
+    if task == "detect":
         _eval_detect(path, data, split, as_json=as_json, out=out, artifact=artifact)
+        return
+    if task == "track":
+        _eval_track(path, data, split, as_json=as_json, out=out, artifact=artifact)
         return
     if path.is_dir():
         result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
@@ -179,6 +185,22 @@ def _eval_detect(path: Path, data: str | None, split: str, *, as_json: bool, out
         result = detect.evaluate_detect_bundle(path, data, split=split, artifact=artifact or "onnxruntime:fp32")
     else:
         result = detect.evaluate_detect_checkpoint(path, data, split=split)
+    if out:
+        write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result.to_json(), indent=2) + "\n")
+    click.echo(json.dumps(result.to_json()) if as_json else result.summary())
+
+
+def _eval_track(path: Path, data: str | None, split: str, *, as_json: bool, out: str | None,
+                artifact: str | None) -> None:
+    import json
+
+    from edgelstm.fsutil import write_text_atomic
+    from edgelstm.measure import track
+
+    if path.is_dir():
+        result = track.evaluate_track_bundle(path, data, split=split, artifact=artifact or "onnxruntime:fp32")
+    else:
+        result = track.evaluate_track_checkpoint(path, data, split=split)
     if out:
         write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result.to_json(), indent=2) + "\n")
     click.echo(json.dumps(result.to_json()) if as_json else result.summary())

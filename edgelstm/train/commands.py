@@ -79,10 +79,13 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stream-pairs", is_flag=True,
                      help="Causal models: also train on pairs of clips back to back with no state reset, so the "
                           "model lets go of the last action on a continuous stream."),
-        click.option("--task", type=click.Choice(["classify", "detect"]), default="classify", show_default=True,
+        click.option("--task", type=click.Choice(["classify", "detect", "track"]), default="classify",
+                     show_default=True,
                      help="detect: online action detection on untrimmed videos ('synthetic': the embedded untrimmed "
                           "set; or a folder with segments.csv), per-frame targets with a background class, windows "
-                          "of --clip-len frames with the LSTM state carried across (truncated BPTT)."),
+                          "of --clip-len frames with the LSTM state carried across (truncated BPTT). track: follow "
+                          "one target's box (--model tracker, tracker_teacher; 'synthetic': the embedded tracking "
+                          "set at --size; or a folder of OTB-layout sequences), windows of --clip-len frames."),
         click.option("--video-seconds", default=None, type=float,
                      help="--task detect on 'synthetic': the length of every video [default: 60]."),
         click.option("--target-false-alarms", default=60.0, show_default=True,
@@ -180,13 +183,19 @@ def train(model: str | None, **kw: Any) -> None:
     from edgelstm.train.trainer import train as run
 
     if model is None:
-        model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "student"
+        model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "tracker" if kw["task"] == "track" else \
+            "student"
     cfg = _configs(model, kw)
     _check_out(cfg)
     if cfg.task == "detect":
         from edgelstm.train.detect import train_detect
 
         _report_detect(train_detect(cfg, _detect_options(kw)))
+        return
+    if cfg.task == "track":
+        from edgelstm.train.track import report_line, train_track
+
+        click.echo(report_line(train_track(cfg)))
         return
     _check_resume(cfg, default_size=None if model == "lstm" else DEFAULT_SIZE)
     _report(run(cfg))
@@ -264,6 +273,11 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
         from edgelstm.train.detect import distill_detect
 
         _report_detect(distill_detect(cfg, dcfg, _detect_options(kw)))
+        return
+    if cfg.task == "track":
+        from edgelstm.train.track import TrackOptions, distill_track, report_line
+
+        click.echo(report_line(distill_track(cfg, dcfg, TrackOptions(alpha=alpha))))
         return
     _check_resume(cfg, default_size=None)  # unset --size: the teacher's
     _report(run(cfg, dcfg))

@@ -218,8 +218,8 @@ def _build(cfg: TrainConfig, ds: TrackSet, t: Tracking) -> tuple[nn.Module, dict
     from edgelstm.models.tracker import TRACKERS
 
     if cfg.model not in TRACKERS:
-        raise UsageError(f"--model {cfg.model} with --task track", expected=", ".join(sorted(TRACKERS)),
-                         fix="pass --model tracker (the student) or --model tracker_teacher")
+        raise UsageError(f"model '{cfg.model}' with --task track", expected="a tracker: " + ", ".join(sorted(TRACKERS)),
+                         fix="train with --model tracker_teacher or tracker; distill with --student tracker")
     if not ds["train"] or not ds["val"]:
         raise UsageError(f"{ds.source}: {ds.counts()[0]} train and {ds.counts()[1]} val sequences",
                          expected="at least one of each", fix="pass more sequences (--counts) or another --data")
@@ -233,6 +233,13 @@ def _tracking(opts: TrackOptions, cfg: TrainConfig) -> Tracking:
     size = (cfg.data.size or DEFAULT_TRACK_SIZE) if cfg.data.spec == "synthetic" else (0, 0)
     return dataclasses.replace(opts.tracking, reinit_every=max(1, cfg.data.clip_len - 1),
                                frame_size=(int(size[0]), int(size[1])))
+
+
+def report_line(r: TrackRunResult) -> str:
+    """What ``edgelstm train/distill --task track`` prints."""
+    test = f"; test {r.test.summary()}" if r.test is not None else ""
+    return (f"val {r.val.summary()}{test}; {r.params:,} params, {r.macs_per_frame:,} MACs/frame, {r.seconds:.1f}s\n"
+            f"best checkpoint: {r.best}")
 
 
 def train_track(cfg: TrainConfig, opts: TrackOptions = TrackOptions(), data: TrackSet | None = None
