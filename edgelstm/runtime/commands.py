@@ -81,18 +81,25 @@ def devices(as_json: bool) -> None:
               help="Seconds to wait for a stream URL to open or deliver a frame before it counts as failed.")
 @click.option("--reconnect-attempts", type=click.IntRange(min=0), default=5, show_default=True,
               help="Reopen tries (exponential back-off from 0.5 s to 8 s) before giving up on a live source.")
+@click.option("--init-box", "init_boxes", multiple=True, metavar="X,Y,W,H",
+              help="Trackers: the target's box in the first frame, in pixels (top-left corner, size); repeat for "
+                   "streams 1, 2, ... [default: the synthetic camera's own box, else a centred box]. With a window, "
+                   "drag a rectangle to restart the track.")
 def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | None, precision: str | None,
          threads: int | None, graph: str, show: bool, record: Path | None, jsonl: Path | None, force: bool,
          max_frames: int | None, ema: float, hysteresis: float, top_k: int, realtime: bool, rate: str,
-         fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int) -> None:
+         fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int,
+         init_boxes: tuple[str, ...]) -> None:
     """Run BUNDLE live on a camera, file, URL, image folder or the synthetic source."""
     from edgelstm.runtime.demo import DemoOptions, run_demo
+    from edgelstm.runtime.track_demo import parse_init_box
 
     options = DemoOptions(device=device, backend=backend, precision=precision, threads=threads, graph=graph,
                           show=show, record=record, jsonl=jsonl, max_frames=max_frames, ema=ema,
                           hysteresis=hysteresis, top_k=top_k, realtime=realtime, rate=rate, fps=fps,
                           stall_timeout=stall_timeout, open_timeout=open_timeout,
-                          reconnect_attempts=reconnect_attempts, force=force)
+                          reconnect_attempts=reconnect_attempts, force=force,
+                          init_boxes=tuple(parse_init_box(b) for b in init_boxes))
     result = run_demo(bundle, sources, options, notify=lambda line: click.echo(line, err=True))
     if result.summary is None:
         click.echo("Interrupted.", err=True)

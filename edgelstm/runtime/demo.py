@@ -40,6 +40,7 @@ class DemoOptions:
     open_timeout: float = 5.0
     reconnect_attempts: int = 5
     force: bool = False      # replace an existing --record / --jsonl file
+    init_boxes: tuple[tuple[float, float, float, float], ...] = ()  # trackers: stream i starts at init_boxes[i]
 
 @dataclass(frozen=True)
 class DemoSummary:
@@ -99,6 +100,10 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     srcs = [open_source(s, realtime=o.realtime, timeout_s=o.open_timeout, fps=o.fps or m.temporal.train_fps,
                         size=scene_size, clip_len=m.temporal.clip_len, untrimmed=m.task == "detect")
             for s in sources]
+    if m.task == "track":  # a tracker starts from a box: --init-box, or the synthetic camera's own first box
+        from edgelstm.runtime.track_demo import start_tracks
+
+        srcs = start_tracks(engine, srcs, o.init_boxes, fps=o.fps or m.temporal.train_fps or 15.0)
     show = o.show
     if show:
         show, why = display_available()
@@ -143,6 +148,11 @@ class DecisionSink:
             from edgelstm.runtime.caption_output import CaptionOverlay
 
             self.captions = CaptionOverlay()
+        self.track = None  # trackers: the box as a JSON line and on the frame (a box dragged in the window restarts)
+        if getattr(getattr(engine, "manifest", None), "task", "") == "track":
+            from edgelstm.runtime.track_demo import TrackOutputs
+
+            self.track = TrackOutputs(engine, show=show)
         self.show = show
         self.rec = Recorder(record, fps) if record is not None else None  # checks the name: nothing opened yet
         self.json = JsonlWriter(jsonl) if headless or jsonl is not None else None
@@ -160,7 +170,7 @@ class DecisionSink:
         self._last = now
         self.decisions += 1
         if self.json is not None:
-            self.json.write(decision_record(d, self.labels, detect=self.detect))
+            self.json.write(self.track.record(d) if self.track else decision_record(d, self.labels, detect=self.detect))
             for rec in event_records(d, self.labels) if self.detect else ():
                 self.json.write(rec)
             if self.captions is not None and d.prediction.caption is not None:
@@ -168,7 +178,8 @@ class DecisionSink:
 
                 self.json.write(caption_record(d))  # type: ignore[arg-type]
         if (self.show or self.rec is not None) and d.stream == 0:
-            img = draw_overlay(d.frame.image, d, self.labels, fps=self.fps)
+            img = self.track.draw(d, fps=self.fps) if self.track else draw_overlay(d.frame.image, d, self.labels,
+                                                                                    fps=self.fps)
             if self.captions is not None:
                 img = self.captions.draw(img, d)
             if self.rec is not None:

@@ -106,3 +106,24 @@ def test_int8_gate_judges_closed_loop_tracking(run: dict[str, Path], tmp_path: P
     trial = report.backends["onnxruntime"].chosen
     assert trial.metric == "success_auc" and trial.mean_iou is not None and trial.clips == 100
     assert trial.passed and load_bundle(bundle).manifest.quantization is not None
+
+
+def test_demo_tracks_the_synthetic_camera_and_an_image_folder(run: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from edgelstm.data.tracking_otb import write_tracking
+    from edgelstm.runtime.demo import DemoOptions, run_demo
+
+    opts = DemoOptions(show=False, jsonl=tmp_path / "d.jsonl", record=tmp_path / "d.avi", max_frames=12, fps=200.0)
+    shown = run_demo(run["bundle"], ("synthetic",), opts)
+    assert shown.decisions == 12 and shown.recorded_frames == 12
+    lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert lines[0]["started"] and not lines[1]["started"] and len(lines[5]["box"]) == 4
+    write_tracking(tmp_path / "seqs", TrackConfig(size=(32, 32), frames=6, train=0, val=0, test=1))
+    folder = tmp_path / "seqs" / "test" / "test_00000" / "img"
+    box = tuple(float(v) for v in (tmp_path / "seqs" / "test" / "test_00000" / "groundtruth_rect.txt")
+                .read_text().splitlines()[0].split(","))
+    opts = DemoOptions(show=False, jsonl=tmp_path / "f.jsonl", init_boxes=(box,))  # type: ignore[arg-type]
+    assert run_demo(run["bundle"], (str(folder),), opts).decisions == 6
+    first = json.loads((tmp_path / "f.jsonl").read_text().splitlines()[0])
+    assert first["box"] == list(box) and first["started"]
