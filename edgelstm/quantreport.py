@@ -71,6 +71,7 @@ class Trial:
     metric: str = "clip_accuracy"    # what accuracy_* hold: clip accuracy, or a detector's frame_map
     delay_p50_frames: tuple[float, float] | None = None  # detectors: median detection delay, FP32 and INT8
     mean_iou: tuple[float, float] | None = None  # trackers: mean IoU of the FP32 and the INT8 boxes (closed loop)
+    captions: tuple[tuple[float, float], ...] | None = None  # captioners: (FP32, INT8) BLEU-4, CIDEr-D, motion acc
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def torch_words(model: Any, X: np.ndarray, max_words: int) -> tuple[np.ndarray, 
     for i, s in enumerate(seqs):
         inp[i, 1:len(s) + 1] = s
     with torch.no_grad():
-        _, logits = model.words(torch.from_numpy(X), torch.from_numpy(inp))
+        _, logits, _ = model.words(torch.from_numpy(X), torch.from_numpy(inp))
     return inp, logits.numpy()
 
 

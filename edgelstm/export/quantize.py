@@ -83,6 +83,11 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
 
         gd = load_track_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
         judge = judge_track if judge is gate.judge else judge
+    elif manifest.task == Task.CAPTION:  # captions of held-out clips: BLEU-4, CIDEr-D, motion words (export.caption_int8)
+        from edgelstm.export.caption_int8 import judge_caption, load_caption_gate_data
+
+        gd, refs = load_caption_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
+        judge = judge_caption(refs) if judge is gate.judge else judge
     else:
         gd = calib.load_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
     if manifest.task != Task.DETECT and len(gd.y) < settings.min_clips:
@@ -90,6 +95,10 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
                         expected=f"at least {settings.min_clips} for this gate", path=calib_data,
                         fix="pass larger --calib-data, or a larger --max-drop / smaller --min-agreement")
     feeds = calibration_feeds(Bundle(stage, manifest), graph_order(gd.calib, manifest))
+    if manifest.task == Task.CAPTION:  # the decoder, calibrated on the states and words it sees captioning them
+        from edgelstm.export.caption_int8 import decoder_feeds
+
+        feeds[Role.DECODER] = decoder_feeds(Bundle(stage, manifest), gd.calib)
     trials: list[Trial] = [t for t in old.trials if t.backend not in redo] if old else []
     reports: dict[str, BackendReport] = {k: v for k, v in old.backends.items() if k not in redo} if old else {}
     for backend in backends:
@@ -112,6 +121,8 @@ def _gate_backend(stage: Path, manifest: Manifest, backend: Backend, gd: Any, fe
     run = gate.logits
     if manifest.task == Task.TRACK:  # boxes tracked in a closed loop: INT8 cuts its crops around its own boxes
         from edgelstm.export.track import track_boxes as run
+    elif manifest.task == Task.CAPTION:  # the held-out clips' greedy captions (edgelstm.export.caption_int8)
+        from edgelstm.export.caption_int8 import caption_run as run  # type: ignore[assignment]
     fp32 = run(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
     tried: set[tuple[str, ...]] = set()
     for rung in LADDER:

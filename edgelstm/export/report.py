@@ -71,6 +71,10 @@ def quant_table(report: Int8Report) -> Any:
         from edgelstm.export.track import track_gate_table
 
         return Group(track_gate_table(report), _speed_table(report))
+    if any(tr.captions is not None for tr in report.trials):
+        from edgelstm.export.caption_int8 import caption_gate_table
+
+        return Group(caption_gate_table(report), _speed_table(report))
     t = Table(title=f"INT8 accuracy gate ({d.eval_clips} held-out clips of {d.source}/{d.split}: one clip = "
                     f"{100 / max(1, d.eval_clips):.2f} points; max drop {g.max_drop_points:g} points, final "
                     f"agreement >= {100 * g.min_final_agreement:g}%)", title_justify="left")

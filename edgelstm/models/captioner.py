@@ -43,24 +43,31 @@ class WordDecoder(nn.Module):
 
 
 class _Captioner(nn.Module):
-    """What training, evaluation and export call on any captioner."""
+    """What training, evaluation and export call on any captioner.
+
+    ``bag`` is a training aid: from what the decoder starts from, which words the clip's captions use (a multi-label
+    head over the vocabulary). Without it the decoder first learns the captions' language alone and is slow to
+    look at the video at all (every caption came out the same); with it the encoder's state must say what is
+    there from the first epoch. It is not exported."""
 
     decoder: WordDecoder
+    bag: nn.Linear
 
-    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None]:
-        """(B, T, H, W, 3) uint8 -> per-step motion logits (B, T, K), the decoder's initial state, its context."""
+    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None, torch.Tensor]:
+        """(B, T, H, W, 3) uint8 -> per-step motion logits (B, T, K), the decoder's initial state, its context, and
+        the bag-of-words logits (B, V)."""
         raise NotImplementedError
 
-    def words(self, clip: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: motion logits (B, T, K) and word logits (B, L, V) after each input token."""
-        motion, state, ctx = self.start(clip)
+    def words(self, clip: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher forcing: motion logits (B, T, K), word logits (B, L, V) after each input token, bag logits."""
+        motion, state, ctx, bag = self.start(clip)
         logits, _ = self.decoder(tokens, state, ctx)
-        return motion, logits
+        return motion, logits, bag
 
     @torch.no_grad()
     def greedy(self, clip: torch.Tensor, max_words: int) -> list[list[int]]:
         """The most likely word at every step, for a batch of clips: token ids without begin/end tokens."""
-        _, state, ctx = self.start(clip)
+        _, state, ctx, _ = self.start(clip)
         b = clip.shape[0]
         tok = torch.full((b, 1), BOS_ID, dtype=torch.long)
         out = torch.zeros(b, 0, dtype=torch.long)
@@ -88,10 +95,11 @@ class CaptionStudent(StreamingClipModel, _Captioner):
                  std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__(encoder, hidden_size, num_layers, num_classes, mean, std)
         self.decoder = WordDecoder(vocab_size, embed_size, hidden_size, num_layers)
+        self.bag = nn.Linear(hidden_size, vocab_size)
 
-    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None, torch.Tensor]:
         out, state = self.lstm(self.encode(clip))  # (B, T, hidden); the state after the last frame
-        return self.head(out), state, None
+        return self.head(out), state, None, self.bag(out[:, -1])
 
 
 class CaptionTeacher(BiLSTMClipModel, _Captioner):
@@ -104,11 +112,13 @@ class CaptionTeacher(BiLSTMClipModel, _Captioner):
         super().__init__(encoder, hidden_size, num_layers, num_classes, True, mean, std)
         self.bridge = nn.Linear(2 * hidden_size, 2 * decoder_size)
         self.decoder = WordDecoder(vocab_size, embed_size, decoder_size, 1, context_size=2 * hidden_size)
+        self.bag = nn.Linear(2 * hidden_size, vocab_size)
 
-    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+    def start(self, clip: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None, torch.Tensor]:
         out, _ = self.lstm(self.encode(clip))  # (B, T, 2 * hidden)
         h = self.hidden_size
         summary = torch.cat([out[:, -1, :h], out[:, 0, h:]], dim=-1)  # each direction at its last step
         h0, c0 = torch.tanh(self.bridge(summary)).chunk(2, dim=-1)
         motion = self.head(out)  # (B, T, K): the teacher sees the whole clip at every step
-        return motion, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()), out.mean(1)
+        state = (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous())
+        return motion, state, out.mean(1), self.bag(summary)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgelstm.caption_metrics import bleu4, caption_scores
-from edgelstm.captionspec import BOS_ID, CAPTIONING_KEY, EOS_ID, PAD_ID, Captioning
+from edgelstm.captionspec import BOS_ID, CAPTIONING_KEY, EOS_ID, PAD_ID, SPECIALS, Captioning
 from edgelstm.data.caption_set import CaptionSet
 from edgelstm.errors import UsageError
 from edgelstm.fsutil import write_text_atomic
@@ -50,6 +50,7 @@ class CaptionConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     motion_weight: float = 0.5     # the motion head's loss beside the words'
+    bag_weight: float = 1.0        # the bag-of-words head's (which words the clip's captions use; see models.captioner)
     seed: int = 0
     threads: int = 0
     force: bool = False
@@ -141,18 +142,29 @@ def _teacher(path: Path, ds: CaptionSet) -> _Teacher:
     hs, cs, ctxs = [], [], []
     with torch.no_grad():
         for s in range(0, len(ds["train"]), 128):
-            _, (h, c), ctx = t.model.start(torch.from_numpy(ds["train"].X[s:s + 128]))  # type: ignore[operator]
+            _, (h, c), ctx, _ = t.model.start(torch.from_numpy(ds["train"].X[s:s + 128]))  # type: ignore[operator]
             hs.append(h)
             cs.append(c)
             ctxs.append(ctx)
     return _Teacher(t.model, torch.cat(hs, 1), torch.cat(cs, 1), None if ctxs[0] is None else torch.cat(ctxs))
 
 
+def bag_targets(tokens: list[list[np.ndarray]], vocab_size: int) -> np.ndarray:
+    """(N, V) float32: 1 where a word (not a special token) occurs in any of the clip's references."""
+    out = np.zeros((len(tokens), vocab_size), np.float32)
+    for i, refs in enumerate(tokens):
+        for r in refs:
+            out[i, r[r >= len(SPECIALS)]] = 1.0
+    return out
+
+
 def _loss(model: nn.Module, cfg: CaptionConfig, clip: torch.Tensor, y: torch.Tensor, inp: torch.Tensor,
-          tgt: torch.Tensor, teacher_logits: torch.Tensor | None) -> torch.Tensor:
-    motion, logits = model.words(clip, inp)  # type: ignore[operator]
+          tgt: torch.Tensor, bag: torch.Tensor, teacher_logits: torch.Tensor | None) -> torch.Tensor:
+    motion, logits, bag_logits = model.words(clip, inp)  # type: ignore[operator]
     v = logits.shape[-1]
     loss = F.cross_entropy(logits.reshape(-1, v), tgt.reshape(-1), ignore_index=PAD_ID)
+    if cfg.bag_weight > 0:
+        loss = loss + cfg.bag_weight * F.binary_cross_entropy_with_logits(bag_logits, bag)
     if teacher_logits is not None:
         tau, mask = cfg.temperature, (tgt != PAD_ID).reshape(-1)
         p_t = F.softmax(teacher_logits.reshape(-1, v) / tau, dim=-1)[mask]
@@ -170,7 +182,8 @@ def _loss(model: nn.Module, cfg: CaptionConfig, clip: torch.Tensor, y: torch.Ten
 
 
 def _epoch(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, cfg: CaptionConfig, ds: CaptionSet,
-           tokens: list[list[np.ndarray]], length: int, teacher: _Teacher | None, epoch: int) -> float:
+           tokens: list[list[np.ndarray]], bags: np.ndarray, length: int, teacher: _Teacher | None,
+           epoch: int) -> float:
     from edgelstm.train.trainer import progress_bar
 
     rng = np.random.default_rng([cfg.seed, epoch])
@@ -187,7 +200,7 @@ def _epoch(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, cfg: Captio
             inp, tgt = pad_batch(refs, length)
             ti = torch.from_numpy(idx)
             loss = _loss(model, cfg, torch.from_numpy(train.X[idx]), torch.from_numpy(train.y[idx]), inp, tgt,
-                         teacher.logits(ti, inp) if teacher is not None else None)
+                         torch.from_numpy(bags[idx]), teacher.logits(ti, inp) if teacher is not None else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -218,6 +231,7 @@ def fit_caption(cfg: CaptionConfig, ds: CaptionSet) -> CaptionRunResult:
     if folder_kind(out) is None:
         write_marker(out, OutputKind.RUN)
     tokens = token_table(ds, cap)
+    bags = bag_targets(tokens["train"], len(ds.vocab))
     steps = cfg.epochs * -(-len(ds["train"]) // cfg.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 8), pct_start=0.25)
@@ -226,7 +240,7 @@ def fit_caption(cfg: CaptionConfig, ds: CaptionSet) -> CaptionRunResult:
     best, history = -1.0, []
     for epoch in range(cfg.epochs):
         e0 = time.perf_counter()
-        loss = _epoch(model, opt, sched, cfg, ds, tokens["train"], cap.max_words, teacher, epoch)
+        loss = _epoch(model, opt, sched, cfg, ds, tokens["train"], bags, cap.max_words, teacher, epoch)
         score = bleu4(generate(model, val.X[:nval], cap), val.refs[:nval])
         history.append({"epoch": epoch + 1, "train_loss": round(loss, 5), "val_bleu4": round(score, 3),
                         "seconds": round(time.perf_counter() - e0, 2)})
@@ -278,6 +292,6 @@ def motion_head_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, *, batc
     with torch.no_grad():
         for s in range(0, len(known), batch):
             idx = known[s:s + batch]
-            motion, _, _ = model.start(torch.from_numpy(X[idx]))  # type: ignore[operator]
+            motion, _, _, _ = model.start(torch.from_numpy(X[idx]))  # type: ignore[operator]
             hits += int((motion[:, -1].argmax(-1).numpy() == y[idx]).sum())
     return hits / len(known)

@@ -43,7 +43,7 @@ def test_student_streams_like_a_classifier(runs: tuple[Path, Path, object]) -> N
     ck = load_checkpoint(runs[1])
     X = torch.from_numpy(runs[2]["test"].X[:2])  # type: ignore[index]
     with torch.no_grad():
-        motion, (h, c), _ = ck.model.start(X)  # type: ignore[operator]
+        motion, (h, c), _, _ = ck.model.start(X)  # type: ignore[operator]
         state = None
         for t in range(X.shape[1]):
             logits, state = ck.model.step(X[:, t], state)  # type: ignore[operator]
