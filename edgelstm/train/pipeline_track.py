@@ -1,0 +1,122 @@
+"""The tracking quickstart's training stage: a tracker teacher, the student distilled from it, the same student
+from the true boxes alone.
+
+:func:`track_stage` is what ``edgelstm quickstart --task track`` calls (:mod:`edgelstm.quickstart_track` runs the
+rest). Its defaults are sized to keep the whole quickstart within 10 minutes on 2 CPU cores: the embedded
+tracking set at 64x64 (sequences of 48 frames, windows of 24), 32x32 crops, the teacher (wide plain convolutions
+and a two-layer LSTM, about 13x the student's MACs) and two students of the same form as Re3, distilled and
+from scratch, trained for the same number of epochs. Measure with ``time python -m edgelstm.train.pipeline_track
+OUT``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgelstm.data.tracking import TrackSet, load_tracking
+from edgelstm.fsutil import write_text_atomic
+from edgelstm.trackspec import Tracking
+from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
+from edgelstm.train.track import TrackOptions, TrackRunResult, distill_track, train_track
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackStageConfig:
+    """Settings of the tracking training stage (the defaults are the measured quickstart settings)."""
+
+    size: tuple[int, int] = (64, 64)     # frames of the embedded tracking set
+    frames: int = 48                     # per sequence
+    clip_len: int = 24                   # training windows (the LSTM state is zeroed every clip_len - 1 steps)
+    counts: tuple[int, int, int] = (200, 20, 40)  # sequences in train, val, test
+    crop_size: int = 32
+    seed: int = 0
+    threads: int = 2
+    batch_size: int = 16
+    teacher: str = "tracker_teacher"
+    student: str = "tracker"
+    teacher_epochs: int = 8
+    student_epochs: int = 8
+    lr: float = 3e-3
+    alpha: float = 0.5                   # distillation: weight of the true boxes
+    progress: bool = True
+
+
+def track_stage(out_dir: str | Path, *, config: TrackStageConfig = TrackStageConfig(),
+                data: TrackSet | None = None) -> list[dict[str, Any]]:
+    """Train the teacher, then the distilled and the scratch student, into ``out_dir/<run>/``; write
+    ``out_dir/train_stage.json``. One row per run: name, model, test and val reports (OTB metrics, closed loop),
+    params, MACs per frame, checkpoint, seconds."""
+    out, c = Path(out_dir), config
+    t0 = time.perf_counter()
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    ds = data or load_tracking("synthetic", size=c.size, frames=c.frames, counts=c.counts, seed=c.seed)
+    log.info("tracking set ready in %.1fs", time.perf_counter() - t0)
+    opts = TrackOptions(tracking=Tracking(crop_size=c.crop_size), frames=c.frames, alpha=c.alpha)
+    data_cfg = DataConfig(spec="synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts)
+
+    def cfg(name: str, model: str, epochs: int) -> TrainConfig:
+        return TrainConfig(model=model, out=out / name, data=data_cfg, epochs=epochs, batch_size=c.batch_size,
+                           lr=c.lr, seed=c.seed, threads=c.threads, force=True, progress=c.progress)
+
+    teacher = train_track(cfg("teacher", c.teacher, c.teacher_epochs), opts, ds)
+    distilled = distill_track(cfg("student_distilled", c.student, c.student_epochs),
+                              DistillConfig(teacher=teacher.best), opts, ds)
+    scratch = train_track(cfg("student_scratch", c.student, c.student_epochs), opts, ds)
+    rows = [_row("teacher", c.teacher, teacher), _row("student_distilled", c.student, distilled),
+            _row("student_scratch", c.student, scratch)]
+    summary = {"rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
+               "config": json.loads(json.dumps(dataclasses.asdict(c), default=str))}
+    write_text_atomic(out / "train_stage.json", json.dumps(summary, indent=2) + "\n")
+    return rows
+
+
+def _row(name: str, model: str, r: TrackRunResult) -> dict[str, Any]:
+    return {"name": name, "model": model, "test": r.test.to_json() if r.test else None, "val": r.val.to_json(),
+            "params": r.params, "macs_per_frame": r.macs_per_frame, "checkpoint": str(r.best),
+            "seconds": round(r.seconds, 1)}
+
+
+def format_track_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`track_stage` rows (test split)."""
+    lines = [f"{'model':18s} {'mean IoU':>8s} {'AUC':>6s} {'prec@20':>7s} {'err px':>6s} {'params':>10s} "
+             f"{'MACs/frame':>11s} {'seconds':>8s}"]
+    for r in rows:
+        t = r["test"] or {}
+        nan = float("nan")
+        lines.append(f"{r['name']:18s} {t.get('mean_iou', nan):8.3f} {t.get('success_auc', nan):6.3f} "
+                     f"{t.get('precision_20px', nan):7.3f} {t.get('mean_centre_error_px', nan):6.1f} "
+                     f"{r['params']:10,d} {r['macs_per_frame']:11,d} {r['seconds']:8.1f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """``python -m edgelstm.train.pipeline_track OUT [--seed S] [--epochs E]``: run the stage alone, print its table."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="teacher and student epochs (default: the stage's)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = TrackStageConfig(seed=args.seed, progress=False)
+    if args.epochs:
+        cfg = dataclasses.replace(cfg, teacher_epochs=args.epochs, student_epochs=args.epochs)
+    t0 = time.perf_counter()
+    rows = track_stage(args.out, config=cfg)
+    print(format_track_table(rows))
+    print(f"wall {time.perf_counter() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
