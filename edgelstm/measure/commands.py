@@ -115,11 +115,11 @@ def profile(bundle: Path, devices: tuple[str, ...], precisions: tuple[str, ...],
 @click.option("--reference", default=None,
               help="Bundle only: another artefact to compare with, e.g. onnxruntime:fp32 (agreement per frame).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False))
-@click.option("--task", type=click.Choice(["classify", "detect", "track"]), default=None,
+@click.option("--task", type=click.Choice(["classify", "detect", "track", "caption"]), default=None,
               help="detect: frame mAP, per-stage accuracy, detection delay, false alarms per hour and missed actions "
                    "on the split's untrimmed videos; track: mean IoU, success AUC and precision@20px of each "
-                   "sequence tracked from its first box (bundles: frames/s through the engine) [default: the task "
-                   "the model was trained for].")
+                   "sequence tracked from its first box (bundles: frames/s through the engine); caption: BLEU-4, "
+                   "CIDEr-D and motion-word accuracy of greedy captions [default: the task the model was trained for].")
 def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str | None, artifact: str | None,
              checkpoint: str | None, reference: str | None, cache_dir: str | None, task: str | None) -> None:
     """Evaluate a CHECKPOINT (.pt) or a BUNDLE folder on a dataset split."""
@@ -137,6 +137,9 @@ def eval_cmd(target: str, data: str | None, split: str, as_json: bool, out: str 
         return
     if task == "track":
         _eval_track(path, data, split, as_json=as_json, out=out, artifact=artifact)
+        return
+    if task == "caption":  # BLEU-4, CIDEr-D and motion-word accuracy of greedy captions (edgelstm.measure.caption)
+        _eval_caption(path, data, split, as_json=as_json, out=out, artifact=artifact)
         return
     if path.is_dir():
         result = ev.evaluate_bundle(path, _bundle_dataset(path, data, cache_dir), split=split,
@@ -201,6 +204,22 @@ def _eval_track(path: Path, data: str | None, split: str, *, as_json: bool, out:
         result = track.evaluate_track_bundle(path, data, split=split, artifact=artifact or "onnxruntime:fp32")
     else:
         result = track.evaluate_track_checkpoint(path, data, split=split)
+    if out:
+        write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result.to_json(), indent=2) + "\n")
+    click.echo(json.dumps(result.to_json()) if as_json else result.summary())
+
+
+def _eval_caption(path: Path, data: str | None, split: str, *, as_json: bool, out: str | None,
+                  artifact: str | None) -> None:
+    import json
+
+    from edgelstm.fsutil import write_text_atomic
+    from edgelstm.measure import caption
+
+    if path.is_dir():
+        result = caption.evaluate_caption_bundle(path, data, split=split, artifact=artifact or "onnxruntime:fp32")
+    else:
+        result = caption.evaluate_caption_checkpoint(path, data, split=split)
     if out:
         write_text_atomic(Path(out) / f"eval_{split}.json", json.dumps(result.to_json(), indent=2) + "\n")
     click.echo(json.dumps(result.to_json()) if as_json else result.summary())

@@ -35,7 +35,7 @@ from edgelstm.measure.streams import measure_streams
 from edgelstm.runtime.bundle import Bundle, load_bundle
 from edgelstm.runtime.engine import Engine
 from edgelstm.runtime.stream import ModelRunner, open_model
-from edgelstm.spec import CLIP, CLIP_LOGITS, ModelKind, Precision, Role
+from edgelstm.spec import CLIP, CLIP_LOGITS, ModelKind, Precision, Role, Task
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ def profile_bundle(bundle: str | Path | Bundle, *, configs: Sequence[ProfileConf
                                         load_s=time.perf_counter() - t0))
             del eng
         _cold_note(report)
+        if m.task == Task.CAPTION:  # the word decoder, timed per token (it runs when a caption is written)
+            from edgelstm.measure.caption import decoder_notes
+
+            done = "decoder"
+            report.notes += decoder_notes(b, configs, threads)
         if baselines:
             done = "baselines"
             _baselines(b, report, s, camera, configs, checkpoint, say)
