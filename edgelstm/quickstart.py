@@ -35,9 +35,10 @@ if TYPE_CHECKING:
               help="Decisions the demo makes on the synthetic camera.")
 @click.option("--profile-frames", type=click.IntRange(min=20), default=150, show_default=True,
               help="Frames timed per configuration in the profile.")
-@click.option("--task", type=click.Choice(["classify", "track"]), default="classify", show_default=True,
+@click.option("--task", type=click.Choice(["classify", "track", "caption"]), default="classify", show_default=True,
               help="classify: the actions above; track: a Re3-style tracker on the embedded tracking sequences "
-                   "(edgelstm.quickstart_track) [--out default: runs/track].")
+                   "(edgelstm.quickstart_track) [--out default: runs/track]; caption: a streaming captioner with its "
+                   "word decoder (edgelstm.quickstart_caption) [--out default: runs/caption].")
 def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, profile_frames: int, task: str) -> None:
     """Train, distill, export, quantize, demo and profile: on the built-in synthetic dataset, or on real footage
     (--preset footage). Nothing is downloaded."""
@@ -56,12 +57,18 @@ def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, pro
 
         raise UsageError(f"--task {task} with --preset {preset}", expected="--preset synthetic (the embedded data)",
                          fix=f"drop --preset, or drop --task {task}")
-    out = out or Path("runs/footage" if preset == "footage" else "runs/track" if task == "track" else "runs/quickstart")
+    out = out or Path("runs/footage" if preset == "footage" else f"runs/{task}" if task in ("track", "caption")
+                      else "runs/quickstart")
     _prepare_out(out)
     if task == "track":  # its own stages and tables: edgelstm.quickstart_track
         from edgelstm.quickstart_track import run_track_quickstart
 
         run_track_quickstart(out, force=force, demo_frames=demo_frames, profile_frames=profile_frames)
+        return
+    if task == "caption":  # its own stages and tables: edgelstm.quickstart_caption
+        from edgelstm.quickstart_caption import run_caption_quickstart
+
+        run_caption_quickstart(out, force=force, demo_frames=demo_frames, profile_frames=profile_frames)
         return
     console = Console(width=140)
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgelstm.caption_metrics import bleu4, caption_scores
-from edgelstm.captionspec import BOS_ID, CAPTIONING_KEY, EOS_ID, PAD_ID, SPECIALS, Captioning
+from edgelstm.captionspec import BOS_ID, CAPTIONING_KEY, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Captioning
 from edgelstm.data.caption_set import CaptionSet
 from edgelstm.errors import UsageError
 from edgelstm.fsutil import write_text_atomic
@@ -51,6 +51,7 @@ class CaptionConfig:
     weight_decay: float = 1e-4
     motion_weight: float = 0.5     # the motion head's loss beside the words'
     bag_weight: float = 1.0        # the bag-of-words head's (which words the clip's captions use; see models.captioner)
+    word_dropout: float = 0.4      # decoder inputs replaced by <unk> (not the targets): see _epoch
     seed: int = 0
     threads: int = 0
     force: bool = False
@@ -198,6 +199,10 @@ def _epoch(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, cfg: Captio
             idx = order[s:s + cfg.batch_size]
             refs = [tokens[i][int(rng.integers(len(tokens[i])))] for i in idx]
             inp, tgt = pad_batch(refs, length)
+            if cfg.word_dropout > 0:  # hide some previous words: the decoder cannot write the caption from the
+                drop = torch.rand(inp.shape) < cfg.word_dropout  # language alone and must read the video's state
+                drop[:, 0] = False
+                inp = torch.where(drop & (inp != PAD_ID), torch.full_like(inp, UNK_ID), inp)
             ti = torch.from_numpy(idx)
             loss = _loss(model, cfg, torch.from_numpy(train.X[idx]), torch.from_numpy(train.y[idx]), inp, tgt,
                          torch.from_numpy(bags[idx]), teacher.logits(ti, inp) if teacher is not None else None)
@@ -295,3 +300,25 @@ def motion_head_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, *, batc
             motion, _, _, _ = model.start(torch.from_numpy(X[idx]))  # type: ignore[operator]
             hits += int((motion[:, -1].argmax(-1).numpy() == y[idx]).sum())
     return hits / len(known)
+
+
+def train_caption(cfg: Any, *, teacher: Path | None = None, alpha: float = 0.5,
+                  temperature: float = 2.0) -> CaptionRunResult:
+    """``edgelstm train/distill --task caption``: a :class:`~edgelstm.train.config.TrainConfig` on ``cfg.data``
+    ('synthetic' at --size, default 32x32, or a video,caption CSV), with ``teacher`` to distil from."""
+    from edgelstm.data.caption_set import load_captions
+
+    d = cfg.data
+    ds = load_captions(d.spec, size=d.size or (32, 32), clip_len=d.clip_len, seed=cfg.seed, counts=d.counts)
+    return fit_caption(CaptionConfig(model=cfg.model, out=cfg.out, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                     lr=cfg.lr, seed=cfg.seed, threads=cfg.threads, force=cfg.force,
+                                     progress=cfg.progress, model_kwargs=dict(cfg.model_kwargs), teacher=teacher,
+                                     alpha=alpha, temperature=temperature), ds)
+
+
+def caption_report(r: CaptionRunResult) -> str:
+    t = r.test or {}
+    motion = t.get("motion_accuracy")
+    return (f"val BLEU-4 {r.val_bleu4:.2f}; test BLEU-4 {t.get('bleu4', float('nan')):.2f}, CIDEr-D "
+            f"{t.get('cider_d', float('nan')):.3f}, motion words {'n/a' if motion is None else f'{100 * motion:.1f}%'}; "
+            f"{r.params:,} params, {r.macs_per_frame:,} MACs/frame, {r.seconds:.1f}s\nbest checkpoint: {r.best}")

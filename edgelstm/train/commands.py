@@ -79,13 +79,15 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stream-pairs", is_flag=True,
                      help="Causal models: also train on pairs of clips back to back with no state reset, so the "
                           "model lets go of the last action on a continuous stream."),
-        click.option("--task", type=click.Choice(["classify", "detect", "track"]), default="classify",
+        click.option("--task", type=click.Choice(["classify", "detect", "track", "caption"]), default="classify",
                      show_default=True,
                      help="detect: online action detection on untrimmed videos ('synthetic': the embedded untrimmed "
                           "set; or a folder with segments.csv), per-frame targets with a background class, windows "
                           "of --clip-len frames with the LSTM state carried across (truncated BPTT). track: follow "
                           "one target's box (--model tracker, tracker_teacher; 'synthetic': the embedded tracking "
-                          "set at --size; or a folder of OTB-layout sequences), windows of --clip-len frames."),
+                          "set at --size; or a folder of OTB-layout sequences), windows of --clip-len frames. caption: "
+                          "describe each clip in words (--model captioner, captioner_teacher; 'synthetic': the embedded "
+                          "clips with generated captions; or a video,caption CSV)."),
         click.option("--video-seconds", default=None, type=float,
                      help="--task detect on 'synthetic': the length of every video [default: 60]."),
         click.option("--target-false-alarms", default=60.0, show_default=True,
@@ -184,7 +186,7 @@ def train(model: str | None, **kw: Any) -> None:
 
     if model is None:
         model = "lstm" if str(kw["data"]).lower().endswith(".npz") else "tracker" if kw["task"] == "track" else \
-            "student"
+            "captioner" if kw["task"] == "caption" else "student"
     cfg = _configs(model, kw)
     _check_out(cfg)
     if cfg.task == "detect":
@@ -196,6 +198,11 @@ def train(model: str | None, **kw: Any) -> None:
         from edgelstm.train.track import report_line, train_track
 
         click.echo(report_line(train_track(cfg)))
+        return
+    if cfg.task == "caption":  # edgelstm.train.caption
+        from edgelstm.train.caption import caption_report, train_caption
+
+        click.echo(caption_report(train_caption(cfg)))
         return
     _check_resume(cfg, default_size=None if model == "lstm" else DEFAULT_SIZE)
     _report(run(cfg))
@@ -267,6 +274,8 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
     dcfg = DistillConfig(teacher=teacher, alpha=alpha, temperature=temperature, step_weighting=step_weighting,
                          feature_weight=feature_weight, stream_pairs=kw["stream_pairs"],
                          teacher_options=_teacher_options(kw))
+    if kw["task"] == "caption" and student == "student":
+        student = "captioner"  # the streaming captioner is the caption task's student
     cfg = _configs(student, {k: v for k, v in kw.items() if not k.startswith("teacher_")})
     _check_out(cfg, teacher=teacher if Path(teacher).exists() else None)
     if cfg.task == "detect":
@@ -278,6 +287,11 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
         from edgelstm.train.track import TrackOptions, distill_track, report_line
 
         click.echo(report_line(distill_track(cfg, dcfg, TrackOptions(alpha=alpha))))
+        return
+    if cfg.task == "caption":  # on the teacher's word distributions (edgelstm.train.caption)
+        from edgelstm.train.caption import caption_report, train_caption
+
+        click.echo(caption_report(train_caption(cfg, teacher=Path(teacher), alpha=alpha, temperature=temperature)))
         return
     _check_resume(cfg, default_size=None)  # unset --size: the teacher's
     _report(run(cfg, dcfg))

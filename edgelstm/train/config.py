@@ -92,9 +92,9 @@ class TrainConfig:
     task: Task = Task.CLASSIFY     # detect: per-frame targets on long videos, windows of clip_len (train.detect)
 
     def __post_init__(self) -> None:
-        if self.task not in (Task.CLASSIFY, Task.DETECT, Task.TRACK):
-            raise UsageError(f"--task {self.task}", expected="classify, detect or track (the tasks that train here)",
-                             fix="pass --task classify, detect or track")
+        if self.task not in (Task.CLASSIFY, Task.DETECT, Task.TRACK, Task.CAPTION):
+            raise UsageError(f"--task {self.task}", expected="classify, detect, track or caption",
+                             fix="pass --task classify, detect, track or caption")
         _at_least("--epochs", self.epochs, 1, "train for at least one epoch, e.g. --epochs 10")
         _at_least("--batch-size", self.batch_size, 1, "pass a positive batch size, e.g. --batch-size 32")
         _at_least("eval_batch_size", self.eval_batch_size, 1, "pass a positive evaluation batch size")
