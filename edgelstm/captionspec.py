@@ -73,7 +73,8 @@ class Captioning:
                     out.append(UNK_ID)
                     continue
                 known = [v for v in self.vocab if v not in SPECIALS]
-                raise UsageError(f"word '{w}' is not in the model's vocabulary of {len(known)} words{closest(w, known)}",
+                raise UsageError(f"word '{w}' is not in the model's vocabulary of {len(known)} words"
+                                 f"{closest(w, known)}",
                                  expected="words the captioner was trained on",
                                  fix="use only known words (the manifest's captioning.vocab), or train on captions "
                                      "that contain it")

@@ -46,8 +46,8 @@ def load_caption_gate_data(calib_data: str, manifest: Manifest, *, calib_clips: 
     ds = load_captions(calib_data, size=size, clip_len=manifest.temporal.clip_len, counts=counts)
     split = "test" if len(ds.splits.get("test", ())) >= 2 else "val"
     held = ds[split]
-    log.info("caption gate data: %d calibration clips, %d held-out %s clips from %s", min(calib_clips, len(ds["train"])),
-             min(eval_clips, len(held)), split, calib_data)
+    log.info("caption gate data: %d calibration clips, %d held-out %s clips from %s",
+             min(calib_clips, len(ds["train"])), min(eval_clips, len(held)), split, calib_data)
     gd = GateData(ds["train"].X[:calib_clips], held.X[:eval_clips], held.y[:eval_clips], None, calib_data, split)
     return gd, held.refs[:eval_clips]
 

@@ -83,7 +83,7 @@ def add_int8(stage: Path, manifest: Manifest, *, calib_data: str | None, backend
 
         gd = load_track_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)
         judge = judge_track if judge is gate.judge else judge
-    elif manifest.task == Task.CAPTION:  # captions of held-out clips: BLEU-4, CIDEr-D, motion words (export.caption_int8)
+    elif manifest.task == Task.CAPTION:  # held-out captions: BLEU-4, CIDEr-D, motion words (export.caption_int8)
         from edgelstm.export.caption_int8 import judge_caption, load_caption_gate_data
 
         gd, refs = load_caption_gate_data(calib_data, manifest, calib_clips=calib_clips, eval_clips=eval_clips)

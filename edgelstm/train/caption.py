@@ -319,6 +319,7 @@ def train_caption(cfg: Any, *, teacher: Path | None = None, alpha: float = 0.5,
 def caption_report(r: CaptionRunResult) -> str:
     t = r.test or {}
     motion = t.get("motion_accuracy")
+    words = "n/a" if motion is None else f"{100 * motion:.1f}%"
     return (f"val BLEU-4 {r.val_bleu4:.2f}; test BLEU-4 {t.get('bleu4', float('nan')):.2f}, CIDEr-D "
-            f"{t.get('cider_d', float('nan')):.3f}, motion words {'n/a' if motion is None else f'{100 * motion:.1f}%'}; "
+            f"{t.get('cider_d', float('nan')):.3f}, motion words {words}; "
             f"{r.params:,} params, {r.macs_per_frame:,} MACs/frame, {r.seconds:.1f}s\nbest checkpoint: {r.best}")

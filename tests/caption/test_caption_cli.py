@@ -12,7 +12,8 @@ TINY = ["--size", "16,16", "--counts", "16,4,4", "--clip-len", "4", "--epochs", 
 
 def test_train_distill_export(tmp_path: Path) -> None:
     run = CliRunner().invoke
-    r = run(cli, ["train", "--task", "caption", "--model", "captioner_teacher_tiny", *TINY, "--out", str(tmp_path / "t")])
+    r = run(cli, ["train", "--task", "caption", "--model", "captioner_teacher_tiny", *TINY, "--out",
+                  str(tmp_path / "t")])
     assert r.exit_code == 0, r.output
     assert "test BLEU-4" in r.output and "motion words" in r.output
     r = run(cli, ["distill", "--task", "caption", "--teacher", str(tmp_path / "t" / "best.pt"), "--student",
