@@ -69,7 +69,7 @@ class Trial:
     points_per_clip: float = 0.0     # one clip's weight in accuracy points: 100 / clips
     final_agreement_ci95: tuple[float, float] = (0.0, 1.0)  # Wilson interval of final_agreement
     metric: str = "clip_accuracy"    # what accuracy_* hold: clip accuracy, or a detector's frame_map
-    delay_p50_frames: tuple[float, float] | None = None  # detectors: median detection delay, FP32 and INT8
+    delay_p50_frames: tuple[float, float] | None = None  # detectors: median detection delay, FP32 and INT8 (-1: none)
     mean_iou: tuple[float, float] | None = None  # trackers: mean IoU of the FP32 and the INT8 boxes (closed loop)
     captions: tuple[tuple[float, float], ...] | None = None  # captioners: (FP32, INT8) BLEU-4, CIDEr-D, motion acc
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 GATE_CHUNK_S = 20.0        # held-out videos are streamed in chunks of this length, each from a zero state
 MAX_DELAY_INCREASE = 0.25  # the INT8 median delay may grow by at most this share of FP32's (and one frame)
+NO_DETECTION = -1.0        # the delay recorded when no action was detected at all (never within the gate)
 
 
 def task_fields(ckpt: Any) -> dict[str, Any]:
@@ -77,7 +78,8 @@ def _softmax(lg: np.ndarray) -> np.ndarray:
 
 def judge_detect(manifest: Manifest) -> Any:
     """The INT8 gate's judge for a detection model: frame mAP may drop by at most ``max_drop`` points and the
-    median detection delay (with the manifest's thresholds) may grow by at most a quarter (and one frame).
+    median detection delay (with the manifest's thresholds) may grow by at most a quarter (and one frame); an INT8
+    model that detects no action where FP32 did is too late.
     ``Trial.accuracy_*`` hold the frame mAPs; ``frame_agreement`` the per-frame argmax agreement."""
     d = manifest.detection
     assert d is not None  # checked by the manifest for task detect
@@ -88,10 +90,12 @@ def judge_detect(manifest: Manifest) -> Any:
         map32 = frame_map(p32.reshape(-1, p32.shape[-1]), y.reshape(-1), d.background)[0]
         map8 = frame_map(p8.reshape(-1, p8.shape[-1]), y.reshape(-1), d.background)[0]
         delay32, delay8 = (count_events(list(p), list(y), background=d.background, on=d.events.on,
-                                        off=d.events.off).delay(50) or 0.0 for p in (p32, p8))
+                                        off=d.events.off).delay(50) for p in (p32, p8))
         drop = 100.0 * (map32 - map8)
         frame = float((fp32.argmax(-1) == int8.argmax(-1)).mean())
-        ok = drop <= settings.max_drop_points and delay8 <= delay32 * (1 + MAX_DELAY_INCREASE) + 1
+        late = delay32 is not None and (delay8 is None or delay8 > delay32 * (1 + MAX_DELAY_INCREASE) + 1)
+        ok = drop <= settings.max_drop_points and not late
+        delay32, delay8 = (NO_DETECTION if v is None else v for v in (delay32, delay8))
         return Trial(str(backend), kept, round(map32, 5), round(map8, 5), frame, frame, 0.0, 0.0, ok,
                      drop_points=round(drop, 3), clips=int(len(y)), metric="frame_map",
                      delay_p50_frames=(round(delay32, 2), round(delay8, 2)))

@@ -102,9 +102,9 @@ def _detect_gate_table(report: Int8Report) -> Any:
                 "delay p50 fp32→int8 (frames)", "result"):
         t.add_column(col)
     for tr in report.trials:
-        delay = tr.delay_p50_frames or (0.0, 0.0)
+        delay = ["none" if v < 0 else f"{v:.1f}" for v in tr.delay_p50_frames or (-1.0, -1.0)]
         t.add_row(tr.backend, ", ".join(tr.kept_float) or "none", _pct(tr.accuracy_fp32), _pct(tr.accuracy_int8),
-                  f"{tr.drop_points:.2f}", _pct(tr.frame_agreement), f"{delay[0]:.1f} → {delay[1]:.1f}",
+                  f"{tr.drop_points:.2f}", _pct(tr.frame_agreement), f"{delay[0]} → {delay[1]}",
                   "[green]pass[/]" if tr.passed else "[red]retry[/]")
     return t
 

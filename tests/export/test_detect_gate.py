@@ -49,3 +49,11 @@ def test_a_later_detection_fails_even_when_frame_map_holds() -> None:
     late[:, 20:26, 1] = 3.2  # the action ranks above every background frame, but its event starts 6 frames late
     t = _judge(logits, late, y)
     assert t.drop_points == 0.0 and t.delay_p50_frames == (0.0, 6.0) and not t.passed
+
+
+def test_an_int8_model_that_detects_nothing_fails() -> None:
+    logits, y = _planted()
+    blind = logits.copy()
+    blind[..., 1] = 2.7 * (y == 1) + 0.5  # ranks the action first (frame mAP holds) but never reaches `on`
+    t = _judge(logits, blind, y)
+    assert t.drop_points == 0.0 and t.delay_p50_frames == (0.0, -1.0) and not t.passed
