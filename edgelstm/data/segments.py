@@ -4,7 +4,7 @@
 ``video,label,start_s,end_s`` and one row per action instance; every frame outside a segment is background.
 Frame ``i`` spans ``[i/fps, (i+1)/fps)`` and takes a segment's label when its middle lies inside
 ``[start_s, end_s)``. Every video file under the folder is part of the set (one without segments is all
-background). Splits come from the first folder of each video's path (``train/``, ``val/``, ``test/``), else
+background). Classes: ``background`` and the labels in the CSV, sorted; or the list ``untrimmed.json`` declares. Splits come from the first folder of each video's path (``train/``, ``val/``, ``test/``), else
 whole videos are carved by ``seed``.
 
 The reader refuses, naming the file and line, what would silently mislabel frames: a missing column, a time
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("video", "label", "start_s", "end_s")
 SEGMENTS_NAME = "segments.csv"
+INFO_NAME = "untrimmed.json"  # optional: the class list (background first), as the embedded set writes it
 FPS_TOLERANCE = 0.01  # relative: videos of one set share a frame rate
 
 
@@ -161,6 +162,28 @@ def _splits(videos: list[str], seed: int) -> dict[str, list[str]]:
     return {s: [videos[i] for i in parts[s]] for s in SPLITS}
 
 
+def _classes(root: Path, segments: list[Segment], csv_path: Path) -> tuple[str, ...]:
+    """BACKGROUND and the segments' labels, sorted; or the class list of ``untrimmed.json`` (written by
+    ``edgelstm data synthetic --untrimmed``), which keeps classes no segment of a small set happens to use."""
+    import json
+
+    used = sorted({s.label for s in segments})
+    info = root / INFO_NAME
+    if not info.is_file():
+        return (BACKGROUND, *used)
+    declared = json.loads(info.read_text(encoding="utf-8")).get("classes")
+    if not isinstance(declared, list) or not declared or declared[0] != BACKGROUND:
+        raise DataError(f"'classes' is {str(declared)[:60]}", expected=f"a list of class names starting with "
+                        f"'{BACKGROUND}'", fix=f"fix or remove {INFO_NAME}", path=info)
+    missing = [c for c in used if c not in declared]
+    if missing:
+        line = next(s.line for s in segments if s.label == missing[0])
+        raise DataError(f"label '{missing[0]}' is not one of the classes {INFO_NAME} declares",
+                        expected=", ".join(declared[1:]), fix=f"correct the label, or add it to {INFO_NAME}",
+                        path=_where(csv_path, line))
+    return tuple(str(c) for c in declared)
+
+
 def load_segment_folder(spec: Path, *, size: tuple[int, int], seed: int = 0) -> UntrimmedSet:
     """A folder holding ``segments.csv`` (or the CSV's path) and its videos, decoded at ``size``."""
     csv_path = spec / SEGMENTS_NAME if spec.is_dir() else spec
@@ -177,7 +200,7 @@ def load_segment_folder(spec: Path, *, size: tuple[int, int], seed: int = 0) -> 
                         "the CSV's folder", fix="correct the path or add the video", path=_where(csv_path, unknown.line))
     if not segments:
         raise DataError("no segments", expected="at least one action segment", fix="add rows", path=csv_path)
-    classes = (BACKGROUND, *sorted({s.label for s in segments}))
+    classes = _classes(root, segments, csv_path)
     fps_all: set[float] = set()
     splits: dict[str, list[Video]] = {}
     for split, names in _splits(videos, seed).items():

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.data.dataset import SPLITS
+from edgelstm.data.segments import INFO_NAME, SEGMENTS_NAME
 from edgelstm.data.synthetic import CLASSES, SHAPES, background_texture, draw_shape, trajectory
 from edgelstm.data.untrimmed import BACKGROUND, BACKGROUND_INDEX, UntrimmedSet, Video, instances
 from edgelstm.fsutil import OutputKind, atomic_dir, write_text_atomic
 
-INFO_NAME = "untrimmed.json"
-SEGMENTS_NAME = "segments.csv"
 UNTRIMMED_CLASSES: tuple[str, ...] = (BACKGROUND, *CLASSES)
 
 

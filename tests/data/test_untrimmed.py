@@ -47,7 +47,11 @@ def test_cli_writes_videos_and_segments_that_load_back(tmp_path: Path) -> None:
         assert (out / "labels" / split / f"{split}_0000.txt").read_text().split() == \
             [UNTRIMMED_CLASSES[k] for k in labels]
         assert np.abs(video.frames.astype(int) - frames).mean() < 12  # MJPG is lossy, not wrong
-    assert ds.fps == 15.0 and ds.classes[0] == "background"
+    assert ds.fps == 15.0 and ds.classes == UNTRIMMED_CLASSES  # untrimmed.json keeps classes no segment uses
+    segments = out / "segments.csv"
+    segments.write_text(segments.read_text().replace(",move_", ",walk_", 1))
+    with pytest.raises(DataError, match=r"segments.csv:2: label 'walk_\w+' is not one of the classes untrimmed.json"):
+        load_untrimmed(out, size=(32, 32))
 
 
 @pytest.fixture()
