@@ -57,3 +57,27 @@ def test_streams_are_independent_and_reset_forgets() -> None:
 def test_refuses_off_above_on() -> None:
     with pytest.raises(UsageError, match="0 < off <= on <= 1"):
         EventTracker(1, background=0, on=0.4, off=0.5)
+
+
+def test_outputs_write_event_lines_and_show_the_open_event() -> None:
+    from edgelstm.runtime.engine import Prediction, Timings
+    from edgelstm.runtime.events import EventChange
+    from edgelstm.runtime.loop import Decision
+    from edgelstm.runtime.outputs import decision_record, draw_overlay, event_records
+    from edgelstm.runtime.sources import Frame
+
+    labels = ("background", "wave", "jump")
+    ended, started = Event(1, 3, 9, 0.8), Event(2, 9, None, 0.7)
+    changes = (EventChange(Change.END, ended), EventChange(Change.START, started))
+    pred = Prediction(0, 2, "jump", 0.7, np.array([0.1, 0.2, 0.7]), np.zeros(3), ((2, 0.7),),
+                      Timings(0, 0, 0, 0, 0), events=changes, event=started)
+    frame = Frame(np.zeros((120, 160, 3), np.uint8), index=42, t_capture=0.0, t_media=2.8, epoch=0)
+    d = Decision(7, 0, frame, pred, 1.0, "")
+    assert decision_record(d, labels, detect=True)["event"] == "jump"
+    assert "event" not in decision_record(d, labels)  # a classifier's lines are as before
+    assert event_records(d, labels) == [
+        {"event": "end", "stream": 0, "label": "wave", "frame": 42, "t_media": 2.8, "confidence": 0.8, "decisions": 6},
+        {"event": "start", "stream": 0, "label": "jump", "frame": 42, "t_media": 2.8, "confidence": 0.7}]
+    img = draw_overlay(frame.image, d, labels, fps=15.0)
+    banner = img[102:108, 140:158]  # rows 100-108 at this size, right of its text: the banner colour, BGR red
+    assert (banner[..., 2] == 200).all() and (banner[..., :2] == 0).all()
