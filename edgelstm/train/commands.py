@@ -29,6 +29,26 @@ def _parse_counts(text: str | None) -> tuple[int, int, int] | None:
     return vals  # type: ignore[return-value]
 
 
+def _task_options() -> list[Callable[..., Any]]:
+    """--task and the options only one task reads."""
+    return [
+        click.option("--task", type=click.Choice(["classify", "detect", "track", "caption"]), default="classify",
+                     show_default=True,
+                     help="detect: online action detection on untrimmed videos ('synthetic': the embedded untrimmed "
+                          "set; or a folder with segments.csv), per-frame targets with a background class, windows "
+                          "of --clip-len frames with the LSTM state carried across (truncated BPTT). track: follow "
+                          "one target's box (--model tracker, tracker_teacher; 'synthetic': the embedded tracking "
+                          "set at --size; or a folder of OTB-layout sequences), windows of --clip-len frames. caption: "
+                          "describe each clip in words (--model captioner, captioner_teacher; 'synthetic': the embedded "
+                          "clips with generated captions; or a video,caption CSV)."),
+        click.option("--video-seconds", default=None, type=float,
+                     help="--task detect on 'synthetic': the length of every video [default: 60]."),
+        click.option("--target-false-alarms", default=60.0, show_default=True,
+                     help="--task detect: false alarms per hour of background the event thresholds are chosen for "
+                          "(on val)."),
+    ]
+
+
 def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option("--data", default="synthetic", show_default=True,
@@ -79,21 +99,7 @@ def _training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stream-pairs", is_flag=True,
                      help="Causal models: also train on pairs of clips back to back with no state reset, so the "
                           "model lets go of the last action on a continuous stream."),
-        click.option("--task", type=click.Choice(["classify", "detect", "track", "caption"]), default="classify",
-                     show_default=True,
-                     help="detect: online action detection on untrimmed videos ('synthetic': the embedded untrimmed "
-                          "set; or a folder with segments.csv), per-frame targets with a background class, windows "
-                          "of --clip-len frames with the LSTM state carried across (truncated BPTT). track: follow "
-                          "one target's box (--model tracker, tracker_teacher; 'synthetic': the embedded tracking "
-                          "set at --size; or a folder of OTB-layout sequences), windows of --clip-len frames. caption: "
-                          "describe each clip in words (--model captioner, captioner_teacher; 'synthetic': the embedded "
-                          "clips with generated captions; or a video,caption CSV)."),
-        click.option("--video-seconds", default=None, type=float,
-                     help="--task detect on 'synthetic': the length of every video [default: 60]."),
-        click.option("--target-false-alarms", default=60.0, show_default=True,
-                     help="--task detect: false alarms per hour of background the event thresholds are chosen for "
-                          "(on val)."),
-    ]
+    ] + _task_options()
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
 
