@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,8 @@ class TrackStageConfig:
     counts: tuple[int, int, int] = (200, 20, 40)  # sequences in train, val, test
     crop_size: int = 32
     seed: int = 0
-    threads: int = 2
-    batch_size: int = 16
+    threads: int = 1                     # one thread: see edgelstm.train.track.fit_track
+    batch_size: int = 4                  # windows per step: many small steps learn faster than a few large ones
     teacher: str = "tracker_teacher"
     student: str = "tracker"
     teacher_epochs: int = 8
@@ -48,36 +50,61 @@ class TrackStageConfig:
     lr: float = 3e-3
     alpha: float = 0.5                   # distillation: weight of the true boxes
     progress: bool = True
+    parallel: bool = True                # the scratch student trains beside the teacher, in a second process
 
 
 def track_stage(out_dir: str | Path, *, config: TrackStageConfig = TrackStageConfig(),
                 data: TrackSet | None = None) -> list[dict[str, Any]]:
     """Train the teacher, then the distilled and the scratch student, into ``out_dir/<run>/``; write
     ``out_dir/train_stage.json``. One row per run: name, model, test and val reports (OTB metrics, closed loop),
-    params, MACs per frame, checkpoint, seconds."""
+    params, MACs per frame, checkpoint, seconds. With ``parallel`` the scratch student trains in a second process
+    (one thread each) while the teacher does: it needs no teacher, and two single-threaded runs fill two cores."""
     out, c = Path(out_dir), config
     t0 = time.perf_counter()
-    if c.threads:
-        torch.set_num_threads(c.threads)
-    ds = data or load_tracking("synthetic", size=c.size, frames=c.frames, counts=c.counts, seed=c.seed)
+    torch.set_num_threads(c.threads)
+    scratch_job = None
+    if c.parallel and data is None:  # a given set stays in this process: the second one could not see it
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        scratch_job = pool.submit(_scratch, str(out), c)
+    ds = data or _data(c)
     log.info("tracking set ready in %.1fs", time.perf_counter() - t0)
-    opts = TrackOptions(tracking=Tracking(crop_size=c.crop_size), frames=c.frames, alpha=c.alpha)
-    data_cfg = DataConfig(spec="synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts)
-
-    def cfg(name: str, model: str, epochs: int) -> TrainConfig:
-        return TrainConfig(model=model, out=out / name, data=data_cfg, epochs=epochs, batch_size=c.batch_size,
-                           lr=c.lr, seed=c.seed, threads=c.threads, force=True, progress=c.progress)
-
-    teacher = train_track(cfg("teacher", c.teacher, c.teacher_epochs), opts, ds)
-    distilled = distill_track(cfg("student_distilled", c.student, c.student_epochs),
-                              DistillConfig(teacher=teacher.best), opts, ds)
-    scratch = train_track(cfg("student_scratch", c.student, c.student_epochs), opts, ds)
-    rows = [_row("teacher", c.teacher, teacher), _row("student_distilled", c.student, distilled),
-            _row("student_scratch", c.student, scratch)]
+    teacher = train_track(_cfg(out, c, "teacher", c.teacher, c.teacher_epochs), _opts(c), ds)
+    distilled = distill_track(_cfg(out, c, "student_distilled", c.student, c.student_epochs),
+                              DistillConfig(teacher=teacher.best), _opts(c), ds)
+    if scratch_job is not None:
+        scratch_row = scratch_job.result()
+        pool.shutdown()
+    else:
+        scratch_row = _row("student_scratch", c.student, train_track(
+            _cfg(out, c, "student_scratch", c.student, c.student_epochs), _opts(c), ds))
+    rows = [_row("teacher", c.teacher, teacher), _row("student_distilled", c.student, distilled), scratch_row]
     summary = {"rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
                "config": json.loads(json.dumps(dataclasses.asdict(c), default=str))}
     write_text_atomic(out / "train_stage.json", json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def _data(c: TrackStageConfig) -> TrackSet:
+    return load_tracking("synthetic", size=c.size, frames=c.frames, counts=c.counts, seed=c.seed)
+
+
+def _opts(c: TrackStageConfig) -> TrackOptions:
+    return TrackOptions(tracking=Tracking(crop_size=c.crop_size), frames=c.frames, alpha=c.alpha)
+
+
+def _cfg(out: Path, c: TrackStageConfig, name: str, model: str, epochs: int, *, progress: bool | None = None
+         ) -> TrainConfig:
+    data = DataConfig(spec="synthetic", size=c.size, clip_len=c.clip_len, counts=c.counts)
+    return TrainConfig(model=model, out=out / name, data=data, epochs=epochs, batch_size=c.batch_size, lr=c.lr,
+                       seed=c.seed, threads=c.threads, force=True, progress=c.progress if progress is None else progress)
+
+
+def _scratch(out: str, c: TrackStageConfig) -> dict[str, Any]:
+    """The scratch student, in its own process (the set is rendered again there: the same seed, the same set)."""
+    torch.set_num_threads(c.threads)
+    cfg = _cfg(Path(out), c, "student_scratch", c.student, c.student_epochs, progress=False)
+    return _row("student_scratch", c.student, train_track(cfg, _opts(c), _data(c)))
 
 
 def _row(name: str, model: str, r: TrackRunResult) -> dict[str, Any]:

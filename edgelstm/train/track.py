@@ -169,8 +169,9 @@ def fit_track(run: _Run, cfg: TrainConfig, opts: TrackOptions) -> TrackRunResult
     t0 = time.perf_counter()
     if cfg.resume:
         raise UsageError("--task track with --resume", expected="a new run", fix="run it without --resume")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    # 0: one thread. A tracker's steps are tiny (a few crops): a second OpenMP thread mostly waits on the other,
+    # and on a shared machine each epoch ran 10-15x slower with two threads than with one (measured here).
+    torch.set_num_threads(cfg.threads or 1)
     from edgelstm.train.dist import setup_dist
 
     prepare_out(cfg, setup_dist())

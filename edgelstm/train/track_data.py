@@ -10,6 +10,7 @@ device uses.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +74,13 @@ def crop_pairs(win: Windows, estimates: np.ndarray, t: Tracking) -> PairBatch:
         for k in range(1, length):
             prev = crop(frames[k - 1], estimates[i, k - 1], t)
             crop_pair(prev, frames[k], estimates[i, k - 1], t, x[i, k - 1])
-    y = encode(estimates[:, :-1], win.boxes[:, 1:], t)
-    return PairBatch(x, np.asarray(y, np.float32), win.mask)
+    y = encode(estimates[:, :-1], win.boxes[:, 1:], t) / t.output_scale
+    # A step whose target left the window (its centre outside the crop: the tracker lost it) teaches nothing the
+    # crop can show: masked out. The rest is kept within what decoding can reach (the crop, max_scale_change).
+    seen = (np.abs(y[..., 0]) < 0.5) & (np.abs(y[..., 1]) < 0.5)
+    lim = math.log(t.max_scale_change)
+    y = np.concatenate([np.clip(y[..., :2], -0.5, 0.5), np.clip(y[..., 2:], -lim, lim)], -1) * t.output_scale
+    return PairBatch(x, y.astype(np.float32), win.mask * seen)
 
 
 def frame_stats(seqs: list[TrackSequence], *, max_frames: int = 2048
