@@ -28,7 +28,7 @@ from torch import nn
 from edgelstm.data.untrimmed import UntrimmedSet, Video, load_untrimmed
 from edgelstm.detect_metrics import DetectionReport, choose_thresholds, detection_report, frame_map
 from edgelstm.detectspec import THRESHOLDS_KEY, EventThresholds
-from edgelstm.errors import UsageError
+from edgelstm.errors import DataError, UsageError
 from edgelstm.fsutil import write_text_atomic
 from edgelstm.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgelstm.models.macs import count_params, macs_per_frame
@@ -121,7 +121,7 @@ def _epoch(model: nn.Module, lanes: Lanes, opt: torch.optim.Optimizer, sched: An
 
 
 @dataclass
-class _Run:
+class DetectRun:
     model: nn.Module
     name: str
     config: dict[str, Any]
@@ -134,7 +134,17 @@ class _Run:
                           data=self.ds.facts(self.window), metrics={"video_seconds": self.ds.seconds, **metrics})
 
 
-def fit_detect(run: _Run, cfg: TrainConfig, opts: DetectOptions, *, dcfg: DistillConfig | None = None,
+def _check_val(ds: UntrimmedSet) -> None:
+    """The best epoch and the event thresholds are chosen on val: it needs videos with actions in them."""
+    val = ds.splits.get("val") or []
+    if not any((v.labels != ds.background).any() for v in val):
+        raise DataError(f"the val split has {len(val)} video(s) and no action in them", path=ds.source,
+                        expected="val videos with action segments (the best epoch and the event thresholds are "
+                                 "chosen on them)", fix="add videos under val/ (or more videos, so that some are "
+                                                        "carved into val) with segments")
+
+
+def fit_detect(run: DetectRun, cfg: TrainConfig, opts: DetectOptions, *, dcfg: DistillConfig | None = None,
                targets: list[np.ndarray] | None = None) -> DetectRunResult:
     """Train ``run.model`` on the train videos; keep best-on-val (frame mAP), choose the thresholds, score test."""
     t0 = time.perf_counter()
@@ -142,6 +152,7 @@ def fit_detect(run: _Run, cfg: TrainConfig, opts: DetectOptions, *, dcfg: Distil
     if d.world > 1 or cfg.resume:
         raise UsageError("--task detect under torchrun or with --resume", expected="one process, a new run",
                          fix="run it as a single process without --resume")
+    _check_val(run.ds)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     prepare_out(cfg, d)
@@ -164,7 +175,7 @@ def fit_detect(run: _Run, cfg: TrainConfig, opts: DetectOptions, *, dcfg: Distil
     return _finish(run, cfg, opts, best=best, history=history, t0=t0)
 
 
-def _finish(run: _Run, cfg: TrainConfig, opts: DetectOptions, *, best: float, history: list[dict[str, Any]],
+def _finish(run: DetectRun, cfg: TrainConfig, opts: DetectOptions, *, best: float, history: list[dict[str, Any]],
             t0: float) -> DetectRunResult:
     """Thresholds on val, test scored with them, both kept in best.pt and metrics.json."""
     out, ds = Path(cfg.out), run.ds
@@ -204,7 +215,7 @@ def train_detect(cfg: TrainConfig, opts: DetectOptions = DetectOptions(), data: 
     ds = data or load_detect_data(cfg, opts)
     model, mcfg = build_model(cfg.model, ds.shell(cfg.data.clip_len), cfg.model_kwargs, encoder=cfg.encoder,
                               init_weights=cfg.init_weights)
-    run = _Run(model, cfg.model, mcfg, ds, cfg.data.clip_len, {"objective": "supervised"})
+    run = DetectRun(model, cfg.model, mcfg, ds, cfg.data.clip_len, {"objective": "supervised"})
     return fit_detect(run, cfg, opts)
 
 
@@ -227,5 +238,5 @@ def distill_detect(cfg: TrainConfig, dcfg: DistillConfig, opts: DetectOptions = 
     model, mcfg = build_model(cfg.model, ds.shell(cfg.data.clip_len), cfg.model_kwargs, encoder=cfg.encoder,
                               init_weights=cfg.init_weights)
     meta = {"objective": "distill", "distill": jsonable_config(dcfg), "teacher_s": round(time.perf_counter() - t0, 2)}
-    return fit_detect(_Run(model, cfg.model, mcfg, ds, cfg.data.clip_len, meta), cfg, opts, dcfg=dcfg,
+    return fit_detect(DetectRun(model, cfg.model, mcfg, ds, cfg.data.clip_len, meta), cfg, opts, dcfg=dcfg,
                       targets=targets)

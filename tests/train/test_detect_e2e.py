@@ -90,3 +90,16 @@ def test_demo_writes_decisions_and_events(runs: Path, tmp_path: Path) -> None:
     assert len(decisions) == 40 and all("event" in x for x in decisions)
     assert all(x["event"] in ("start", "end") and x["label"] != "background" for x in events)
     assert all(x["truth"] in Manifest.read(runs / "bundle" / "manifest.json").labels for x in decisions)
+
+
+def test_training_refuses_a_set_without_val_actions(tmp_path: Path) -> None:
+    from edgelstm.data.synthetic_source import write_video
+
+    (tmp_path / "vids" / "train").mkdir(parents=True)
+    write_video(tmp_path / "vids" / "train" / "a.avi", np.full((30, 16, 16, 3), 90, np.uint8), 15.0)
+    (tmp_path / "vids" / "segments.csv").write_text("video,label,start_s,end_s\ntrain/a.avi,jump,0.5,1.5\n")
+    r = CliRunner().invoke(cli, ["train", "--task", "detect", "--model", "student_tiny", "--data",
+                                 str(tmp_path / "vids"), "--size", "16,16", "--clip-len", "4", "--out",
+                                 str(tmp_path / "run")])
+    assert r.exit_code == 1 and "the val split has 0 video(s) and no action in them" in r.output
+    assert "Fix: add videos under val/" in r.output and not (tmp_path / "run").exists()
