@@ -21,6 +21,9 @@ from edgelstm.models.encoders import Encoder
 from edgelstm.models.lstm_classifier import State
 
 
+FORGET_BIAS = 3.0  # sigmoid(3) = 0.95: a state kept for ~20 words rather than halved at every one
+
+
 class WordDecoder(nn.Module):
     """tokens (B, L) int64 and (h, c) -> word logits (B, L, V) and the new (h, c); ``context`` (B, C), if the
     decoder was built with ``context_size``, goes in beside every token's embedding."""
@@ -32,6 +35,10 @@ class WordDecoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_size)
         self.lstm = nn.LSTM(embed_size + context_size, hidden_size, num_layers, batch_first=True)
         self.out = nn.Linear(hidden_size, vocab_size)
+        with torch.no_grad():  # forget gates start near 1: the video's state must last to the caption's last words
+            for name, p in self.lstm.named_parameters():
+                if name.startswith("bias"):
+                    p[hidden_size:2 * hidden_size].fill_(FORGET_BIAS / 2)  # torch's gate order: i, f, g, o
 
     def forward(self, tokens: torch.Tensor, state: State,
                 context: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:

@@ -10,7 +10,9 @@ Distillation adds, at every word position, tau^2 * KL(teacher || student) betwee
 next-word distributions for the same prefix: the teacher's encoder runs once over the training clips (its decoder
 state and context are cached), its decoder per batch on the same reference tokens the student sees.
 
-After each epoch the run keeps ``best.pt`` by BLEU-4 of greedy captions on val; when training ends the test split is
+After each epoch the run keeps ``best.pt`` by CIDEr-D of greedy captions on val (not BLEU-4: one generic caption
+that shares the common n-grams of every reference scores a fair BLEU, while CIDEr-D's IDF weights reward the words
+that tell clips apart); when training ends the test split is
 scored with BLEU-4, CIDEr-D and motion-word accuracy (``metrics.json``).
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgelstm.caption_metrics import bleu4, caption_scores
+from edgelstm.caption_metrics import bleu4, caption_scores, cider_d
 from edgelstm.captionspec import BOS_ID, CAPTIONING_KEY, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Captioning
 from edgelstm.data.caption_set import CaptionSet
 from edgelstm.errors import UsageError
@@ -50,7 +52,7 @@ class CaptionConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     motion_weight: float = 0.5     # the motion head's loss beside the words'
-    bag_weight: float = 1.0        # the bag-of-words head's (which words the clip's captions use; see models.captioner)
+    bag_weight: float = 0.1        # the bag-of-words head's (which words the clip's captions use; see models.captioner)
     word_dropout: float = 0.4      # decoder inputs replaced by <unk> (not the targets): see _epoch
     seed: int = 0
     threads: int = 0
@@ -77,7 +79,7 @@ class CaptionConfig:
 class CaptionRunResult:
     out: Path
     best: Path
-    val_bleu4: float
+    val_cider_d: float
     test: dict[str, Any] | None     # CaptionScores.to_json() of best.pt on test, plus motion_head_accuracy
     params: int
     macs_per_frame: int
@@ -134,7 +136,8 @@ class _Teacher:
 def _teacher(path: Path, ds: CaptionSet) -> _Teacher:
     t = load_checkpoint(path)
     if t.data.task != Task.CAPTION or CAPTIONING_KEY not in t.metrics:
-        raise UsageError(f"--teacher {path}", expected="a captioner checkpoint (trained with --task caption)",
+        raise UsageError(f"--teacher is a {t.data.task} checkpoint", expected="a captioner checkpoint (trained with "
+                         "--task caption)",
                          fix="train the teacher first: edgelstm train --task caption --model captioner_teacher",
                          path=path)
     if tuple(t.metrics[CAPTIONING_KEY]["vocab"]) != ds.vocab:
@@ -165,7 +168,8 @@ def _loss(model: nn.Module, cfg: CaptionConfig, clip: torch.Tensor, y: torch.Ten
     v = logits.shape[-1]
     loss = F.cross_entropy(logits.reshape(-1, v), tgt.reshape(-1), ignore_index=PAD_ID)
     if cfg.bag_weight > 0:
-        loss = loss + cfg.bag_weight * F.binary_cross_entropy_with_logits(bag_logits, bag)
+        # summed over the vocabulary (per clip): each word is a yes/no question about the video
+        loss = loss + cfg.bag_weight * F.binary_cross_entropy_with_logits(bag_logits, bag, reduction="sum") / len(bag)
     if teacher_logits is not None:
         tau, mask = cfg.temperature, (tgt != PAD_ID).reshape(-1)
         p_t = F.softmax(teacher_logits.reshape(-1, v) / tau, dim=-1)[mask]
@@ -223,6 +227,9 @@ def fit_caption(cfg: CaptionConfig, ds: CaptionSet) -> CaptionRunResult:
 
     t0 = time.perf_counter()
     check_run_folder(cfg.out, force=cfg.force, resume=False)
+    if len(ds["val"]) < 2:
+        raise UsageError(f"{len(ds['val'])} val clip(s) in {ds.source}", expected="at least 2 (best.pt is chosen by "
+                         "their CIDEr-D, whose IDF is over the clips)", fix="caption more videos, or more split=val")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -246,13 +253,15 @@ def fit_caption(cfg: CaptionConfig, ds: CaptionSet) -> CaptionRunResult:
     for epoch in range(cfg.epochs):
         e0 = time.perf_counter()
         loss = _epoch(model, opt, sched, cfg, ds, tokens["train"], bags, cap.max_words, teacher, epoch)
-        score = bleu4(generate(model, val.X[:nval], cap), val.refs[:nval])
-        history.append({"epoch": epoch + 1, "train_loss": round(loss, 5), "val_bleu4": round(score, 3),
-                        "seconds": round(time.perf_counter() - e0, 2)})
-        log.info("%s epoch %d: loss %.4f val BLEU-4 %.2f", cfg.model, epoch + 1, loss, score)
+        hyps = generate(model, val.X[:nval], cap)
+        score, bleu = cider_d(hyps, val.refs[:nval]), bleu4(hyps, val.refs[:nval])
+        history.append({"epoch": epoch + 1, "train_loss": round(loss, 5), "val_cider_d": round(score, 4),
+                        "val_bleu4": round(bleu, 3), "seconds": round(time.perf_counter() - e0, 2)})
+        log.info("%s epoch %d: loss %.4f val CIDEr-D %.3f BLEU-4 %.2f", cfg.model, epoch + 1, loss, score, bleu)
         if score > best:
             best = score
-            save_checkpoint(out / "best.pt", _checkpoint(model, cfg, mcfg, ds, cap, {"val_bleu4": score,
+            save_checkpoint(out / "best.pt", _checkpoint(model, cfg, mcfg, ds, cap, {"val_cider_d": score,
+                                                                                      "val_bleu4": bleu,
                                                                                       "epoch": epoch + 1}))
     return _finish(model, cfg, mcfg, ds, cap, best=best, history=history, t0=t0)
 
@@ -278,12 +287,12 @@ def _finish(model: nn.Module, cfg: CaptionConfig, mcfg: dict[str, Any], ds: Capt
     macs = macs_per_frame(model, size=ds.size, frames=ds.clip_len)
     metrics = {"model": cfg.model, "task": str(Task.CAPTION), "model_config": mcfg, "data": ds.facts().to_dict(),
                "classes": list(ds.classes), "splits": {k: len(v) for k, v in ds.splits.items()},
-               "vocab_size": len(ds.vocab), "params": params, "macs_per_frame": macs, "val_bleu4": best,
+               "vocab_size": len(ds.vocab), "params": params, "macs_per_frame": macs, "val_cider_d": best,
                "test": test, "history": history, "wall_s": round(time.perf_counter() - t0, 2),
                "objective": "distill" if cfg.teacher is not None else "supervised",
                "config": json.loads(json.dumps(asdict(cfg), default=str))}
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
-    return CaptionRunResult(out=out, best=out / "best.pt", val_bleu4=best, test=test, params=params,
+    return CaptionRunResult(out=out, best=out / "best.pt", val_cider_d=best, test=test, params=params,
                             macs_per_frame=macs, seconds=time.perf_counter() - t0)
 
 
@@ -320,6 +329,6 @@ def caption_report(r: CaptionRunResult) -> str:
     t = r.test or {}
     motion = t.get("motion_accuracy")
     words = "n/a" if motion is None else f"{100 * motion:.1f}%"
-    return (f"val BLEU-4 {r.val_bleu4:.2f}; test BLEU-4 {t.get('bleu4', float('nan')):.2f}, CIDEr-D "
+    return (f"val CIDEr-D {r.val_cider_d:.3f}; test BLEU-4 {t.get('bleu4', float('nan')):.2f}, CIDEr-D "
             f"{t.get('cider_d', float('nan')):.3f}, motion words {words}; "
             f"{r.params:,} params, {r.macs_per_frame:,} MACs/frame, {r.seconds:.1f}s\nbest checkpoint: {r.best}")

@@ -28,17 +28,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CaptionStageConfig:
     size: tuple[int, int] = (32, 32)
-    clip_len: int = 12
-    counts: tuple[int, int, int] = (3000, 300, 500)  # synthetic clips in train, val, test
+    clip_len: int = 8
+    counts: tuple[int, int, int] = (1500, 200, 300)  # synthetic clips in train, val, test
     seed: int = 0
     threads: int = 2
-    batch_size: int = 32
+    batch_size: int = 16
     teacher: str = "captioner_teacher"
     student: str = "captioner"
-    teacher_epochs: int = 5
-    student_epochs: int = 10
+    teacher_epochs: int = 4
+    student_epochs: int = 8
     teacher_lr: float = 3e-3
-    student_lr: float = 4e-3
+    student_lr: float = 5e-3
     alpha: float = 0.5
     temperature: float = 2.0
     progress: bool = True
@@ -75,7 +75,7 @@ def _row(name: str, model: str, r: CaptionRunResult) -> dict[str, Any]:
     test = r.test or {}
     return {"name": name, "model": model, "bleu4": test.get("bleu4"), "cider_d": test.get("cider_d"),
             "motion_accuracy": test.get("motion_accuracy"), "motion_head_accuracy": test.get("motion_head_accuracy"),
-            "val_bleu4": r.val_bleu4, "params": r.params, "macs_per_frame": r.macs_per_frame,
+            "val_cider_d": r.val_cider_d, "params": r.params, "macs_per_frame": r.macs_per_frame,
             "checkpoint": str(r.best), "seconds": round(r.seconds, 1)}
 
 
