@@ -67,9 +67,7 @@ def run_caption_quickstart(out: Path, *, force: bool = True, demo_frames: int = 
     t = stage("5/5 profile the bundle in the live loop (every configuration usable here), the decoder per token")
     prof = profile_bundle(bundle, frames=profile_frames, checkpoint=ckpt, source="synthetic")
     times["profile"] = time.perf_counter() - t
-    console.print(prof.table())
-    for note in prof.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    console.print(prof.table(), *(f"[yellow]note:[/] {note}" for note in prof.notes), sep="\n")
     write_text_atomic(out / "profile.json", prof.json_text())
     prof.plot(out / "profile.png")
 
@@ -77,13 +75,20 @@ def run_caption_quickstart(out: Path, *, force: bool = True, demo_frames: int = 
               "stage_seconds": {k: round(v, 1) for k, v in times.items()},
               "total_seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(out / "caption_report.json", json.dumps(report, indent=2) + "\n")
+    _done(console, out, report)
+    return report
+
+
+def _done(console: Any, out: Path, report: dict[str, Any]) -> None:
+    """Where everything lies, and how long each stage took."""
+    bundle = out / "bundle"
     console.rule("[bold green]done[/]")
     console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0)")
-    console.print(f"Annotated demo:    {video}\nDemo decisions:    {jsonl}  (a line with \"caption\" per caption)")
+    console.print(f"Annotated demo:    {out / 'demo.mp4'}\nDemo decisions:    {out / 'demo.jsonl'}  (a line with "
+                  "\"caption\" per caption)")
     console.print(f"Report:            {out / 'caption_report.json'}")
-    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
+    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in report["stage_seconds"].items())
                   + f"; total {report['total_seconds']:.0f} s")
-    return report
 
 
 def _evaluate(bundle: Path, config: CaptionStageConfig) -> list[dict[str, Any]]:
