@@ -145,7 +145,12 @@ def track_gate_table(report: Int8Report) -> Any:
 def closed_loop_parity(bundle: Bundle, model: Any, seqs: list[TrackSequence], *,
                        backend: Backend = Backend.ONNXRUNTIME) -> float:
     """The largest difference, in pixels, between the boxes the bundle's FP32 graphs track (runtime crops and
-    decoding) and the ones the PyTorch model tracks, over ``seqs`` from their first boxes."""
+    decoding) and the ones the PyTorch model tracks, over ``seqs`` from their first boxes.
+
+    Not a 1e-4 check: a tracker is a feedback loop over uint8 crops. The graphs agree to ~1e-6 (streaming parity),
+    but a 1e-7 px box difference sometimes rounds one crop pixel the other way, and the loop carries it on: on the
+    quickstart's distilled student the boxes differed by 0.02 px at the median frame and up to a few pixels after
+    an occlusion, with the same mean IoU to 1e-3."""
     from edgelstm.train.track import track_split
 
     X = np.empty(len(seqs), object)

@@ -34,9 +34,11 @@ class TrackEvalResult:
     seconds: float
     stages_ms: dict[str, float] = field(default_factory=dict)  # bundles: mean ms per frame of each stage
     fps: float = 0.0            # bundles: frames tracked per second through the engine (one stream)
+    inference_precision: str = ""  # bundles: what the engine's step graph ran in (OpenVINO: f32 or bf16)
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": str(Task.TRACK), "artifact": self.artifact, "split": self.split,
+        return {"task": str(Task.TRACK), "artifact": self.artifact, "inference_precision": self.inference_precision,
+                "split": self.split,
                 "seconds": round(self.seconds, 3), "fps": round(self.fps, 1),
                 "stages_ms": {k: round(v, 4) for k, v in self.stages_ms.items()}, **self.report.to_json()}
 
@@ -108,4 +110,5 @@ def evaluate_track_bundle(path: str | Path, data: str | None, *, split: str = "t
     seconds = time.perf_counter() - t0
     mean = {s: v / max(frames, 1) for s, v in sums.items()}
     return TrackEvalResult(artifact, split, track_report(boxes, [s.boxes for s in seqs]), seconds, mean,
-                           fps=1000.0 / mean["total"] if mean["total"] > 0 else 0.0)
+                           fps=1000.0 / mean["total"] if mean["total"] > 0 else 0.0,
+                           inference_precision=eng.inference_precision)

