@@ -24,10 +24,7 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     """Run every stage into ``out`` (already checked by the quickstart command); returns track_report.json."""
     from rich.console import Console
 
-    from edgelstm.errors import ExportCheckError
     from edgelstm.export import export_bundle
-    from edgelstm.export.quantize import quantize_bundle
-    from edgelstm.export.report import quant_table
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
     from edgelstm.train.pipeline_track import track_stage
@@ -53,10 +50,7 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     console.print(f"closed loop (runtime crops + graphs + decoding against PyTorch, 8 test sequences): max box "
                   f"difference {closed:.2g} px (uint8 crops round a 1e-7 px difference now and then; the loop "
                   "carries it on)")
-    try:
-        console.print(quant_table(quantize_bundle(bundle, calib_data="synthetic")))
-    except ExportCheckError as e:  # the gate refused INT8 and wrote nothing: the bundle stays FP32; say why
-        console.print(f"[yellow]INT8 refused by the accuracy gate; the bundle is FP32 only.[/]\n{e.what}")
+    _int8(console, bundle)
     times["export"] = time.perf_counter() - t
 
     t = stage("3/5 FP32 vs INT8: the test sequences tracked through the engine, one stream")
@@ -65,8 +59,7 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     times["eval"] = time.perf_counter() - t
 
     t = stage("4/5 demo on the synthetic tracking camera (headless), recording an annotated clip")
-    video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    _demo(bundle, video, jsonl, demo_frames)
+    _demo(bundle, out / "demo.mp4", out / "demo.jsonl", demo_frames)
     times["demo"] = time.perf_counter() - t
 
     t = stage("5/5 profile the bundle in the live loop (every configuration usable here)")
@@ -79,14 +72,34 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     report = {"rows": rows, "closed_loop_max_px": closed, "engine": evals,
               "stage_seconds": {k: round(v, 1) for k, v in times.items()},
               "total_seconds": round(time.perf_counter() - t0, 1)}
+    _done(console, out, report)
+    return report
+
+
+def _done(console: Any, out: Path, report: dict[str, Any]) -> None:
+    """track_report.json, and where everything lies."""
+    from edgelstm.fsutil import write_text_atomic
+
     write_text_atomic(out / "track_report.json", json.dumps(report, indent=2) + "\n")
+    bundle = out / "bundle"
     console.rule("[bold green]done[/]")
     console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0 --init-box X,Y,W,H)")
-    console.print(f"Annotated demo:    {video}\nDemo decisions:    {jsonl}")
+    console.print(f"Annotated demo:    {out / 'demo.mp4'}\nDemo decisions:    {out / 'demo.jsonl'}")
     console.print(f"Report:            {out / 'track_report.json'}")
-    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
+    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in report["stage_seconds"].items())
                   + f"; total {report['total_seconds']:.0f} s")
-    return report
+
+
+def _int8(console: Any, bundle: Path) -> None:
+    """INT8 behind the closed-loop gate; a refusal leaves the bundle FP32 and says why."""
+    from edgelstm.errors import ExportCheckError
+    from edgelstm.export.quantize import quantize_bundle
+    from edgelstm.export.report import quant_table
+
+    try:
+        console.print(quant_table(quantize_bundle(bundle, calib_data="synthetic")))
+    except ExportCheckError as e:  # the gate refused INT8 and wrote nothing: the bundle stays FP32; say why
+        console.print(f"[yellow]INT8 refused by the accuracy gate; the bundle is FP32 only.[/]\n{e.what}")
 
 
 def _closed_loop(bundle: Path, ckpt: Path, config: TrackStageConfig) -> float:
