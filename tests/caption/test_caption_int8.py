@@ -32,7 +32,9 @@ def test_int8_quantizes_the_decoder_and_reports_caption_metrics(caption_bundle: 
 
     with Engine.load(b, precision="int8") as eng:  # and the engine captions with it
         frames = [np.zeros((16, 16, 3), np.uint8)] * m.temporal.clip_len
-        assert [p.caption for p in (eng.step(f) for f in frames)][-1] is not None
+        # within one window a caption is written: at its end, or earlier when the shown action changes (which of
+        # the two depends on the model's outputs, so on the CPU's INT8 rounding: not asserted)
+        assert any(p.caption is not None and p.caption.words for p in (eng.step(f) for f in frames))
 
 
 def test_gate_refuses_a_motion_word_drop() -> None:
