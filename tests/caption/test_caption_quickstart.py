@@ -12,7 +12,7 @@ def test_caption_quickstart_tiny(tmp_path: Path) -> None:
     from edgelstm.quickstart_caption import run_caption_quickstart
     from edgelstm.train.pipeline_caption import CaptionStageConfig
 
-    cfg = CaptionStageConfig(size=(16, 16), clip_len=4, counts=(24, 6, 60), teacher="captioner_teacher_tiny",
+    cfg = CaptionStageConfig(size=(16, 16), clip_len=4, counts=(24, 6, 100), teacher="captioner_teacher_tiny",
                              student="captioner_tiny", teacher_epochs=1, student_epochs=1, progress=False)
     report = run_caption_quickstart(tmp_path, demo_frames=12, profile_frames=20, config=cfg)
     assert [r["name"] for r in report["rows"]] == ["teacher", "student_distilled", "student_scratch"]
