@@ -75,12 +75,20 @@ def _read_features(model: CellModel, source: str, max_frames: int | None
                          fix="pass the video the features came from")
     if not path.is_file():
         raise SourceError(f"no such file '{source}'", expected="a .npy of (T, F) features", fix="check the path")
+    magic = np.lib.format.MAGIC_PREFIX
     try:
-        X = np.load(path, allow_pickle=False)
+        with path.open("rb") as f:
+            head = f.read(len(magic))
+        X = np.load(path, allow_pickle=False) if head == magic else None
     except (OSError, ValueError) as e:
         raise SourceError(f"cannot read {source} as a .npy array ({type(e).__name__}: {str(e)[:120]})",
                           expected="a (T, F) float array saved with numpy.save",
                           fix="save the features with numpy.save(path, X)") from None
+    if X is None:  # numpy.load would read text as a pickle, or a renamed .npz as an archive
+        raise SourceError(f"{source} is not a .npy file (it begins {head!r}, not numpy's {magic!r})",
+                          expected="a (T, F) float array written by numpy.save (numpy.savetxt writes text, "
+                                   "numpy.savez a zip archive)",
+                          fix="save the features with numpy.save(path, X)")
     width = model.layers[0].input_size  # a feature model's standardisation keeps the width
     if X.ndim != 2 or X.shape[1] != width or X.dtype.kind not in "fiu" or not np.isfinite(X).all():
         raise SourceError(f"{source} holds a {X.dtype} array of shape {list(X.shape)}",

@@ -27,7 +27,8 @@ import pytest
 from tests.bad_inputs import cases_bundle, cases_checkpoint_data, cases_source_frame, cases_options_disk  # noqa: F401
 from tests.bad_inputs import cases_track  # noqa: F401  (after the others: its rows come last)
 from tests.bad_inputs import cases_caption  # noqa: F401  (the captioning rows, after the tracking ones)
-from tests.bad_inputs import cases_detect  # noqa: F401  (the detection rows, last)
+from tests.bad_inputs import cases_detect  # noqa: F401  (the detection rows, after the captioning ones)
+from tests.bad_inputs import cases_explain  # noqa: F401  (the explain rows, last)
 from tests.bad_inputs.harness import BEGIN, CASES, DOC, END, RESULTS, Case, World, _check, _message, render_table
 from tests.bundles import make_bundle, make_checkpoint, make_feature_checkpoint
 
