@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgelstm.train.pipeline_track import TrackStageConfig
+
+if TYPE_CHECKING:
+    from edgelstm.export.track import LoopParity
 
 
 def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 150, profile_frames: int = 150,
@@ -25,6 +28,7 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     from rich.console import Console
 
     from edgelstm.export import export_bundle
+    from edgelstm.export.track import STEP_TOL_PX
     from edgelstm.fsutil import write_text_atomic
     from edgelstm.measure.profiler import profile_bundle
     from edgelstm.train.pipeline_track import track_stage
@@ -47,9 +51,12 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     bundle = out / "bundle"
     console.print(export_bundle(ckpt, bundle, formats=("onnx", "openvino"), force=force).table())
     closed = _closed_loop(bundle, ckpt, config)
-    console.print(f"closed loop (runtime crops + graphs + decoding against PyTorch, 8 test sequences): max box "
-                  f"difference {closed:.2g} px (uint8 crops round a 1e-7 px difference now and then; the loop "
-                  "carries it on)")
+    verdict = "[green]pass[/]" if closed.passed else "[red]FAIL[/]"
+    console.print(f"closed loop, runtime (crops + graphs + decoding) against PyTorch, the test sequences: each step "
+                  f"from the same crops {closed.step_px:.2g} px (<= {STEP_TOL_PX:g}: {verdict}); each left to its "
+                  f"own boxes p50 {closed.free_p50_px:.2g} px, max {closed.free_max_px:.2g} px, mean IoU "
+                  f"{closed.iou_runtime:.4f} vs {closed.iou_pytorch:.4f} (uint8 crops round a 1e-7 px difference now "
+                  "and then; the loop carries it on)")
     _int8(console, bundle)
     times["export"] = time.perf_counter() - t
 
@@ -69,7 +76,7 @@ def run_track_quickstart(out: Path, *, force: bool = True, demo_frames: int = 15
     write_text_atomic(out / "profile.json", prof.json_text())
     prof.plot(out / "profile.png")
 
-    report = {"rows": rows, "closed_loop_max_px": closed, "engine": evals,
+    report = {"rows": rows, "closed_loop": closed.to_json(), "engine": evals,
               "stage_seconds": {k: round(v, 1) for k, v in times.items()},
               "total_seconds": round(time.perf_counter() - t0, 1)}
     _done(console, out, report)
@@ -102,14 +109,14 @@ def _int8(console: Any, bundle: Path) -> None:
         console.print(f"[yellow]INT8 refused by the accuracy gate; the bundle is FP32 only.[/]\n{e.what}")
 
 
-def _closed_loop(bundle: Path, ckpt: Path, config: TrackStageConfig) -> float:
+def _closed_loop(bundle: Path, ckpt: Path, config: TrackStageConfig) -> LoopParity:
     from edgelstm.data.tracking import TrackConfig, synthetic_sequence
     from edgelstm.export.track import closed_loop_parity
     from edgelstm.models.checkpoint import load_checkpoint
     from edgelstm.runtime.bundle import load_bundle
 
     cfg = TrackConfig(size=config.size, frames=config.frames, seed=config.seed)
-    seqs = [synthetic_sequence(cfg, "test", i) for i in range(8)]
+    seqs = [synthetic_sequence(cfg, "test", i) for i in range(config.counts[2])]  # every test sequence
     return closed_loop_parity(load_bundle(bundle), load_checkpoint(ckpt).model, seqs)
 
 

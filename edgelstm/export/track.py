@@ -7,12 +7,13 @@
   closed loop through the runtime (the crops cut around the boxes FP32 or INT8 itself produced, so drift counts),
   scored with the OTB metrics. INT8 passes when neither the success AUC nor the mean IoU drops by more than
   ``--max-drop`` points (:func:`load_track_gate_data`, :func:`track_boxes`, :func:`judge_track`).
-- :func:`closed_loop_parity`: the bundle's closed-loop boxes against the PyTorch checkpoint's, the whole
-  tracker (crops, graphs, decoding) end to end.
+- :func:`closed_loop_parity`: the whole tracker (crops, graphs, decoding) against the PyTorch checkpoint's, each
+  step of the loop from the same crops (held to 1e-4 px) and each left to its own boxes (recorded).
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -142,20 +143,50 @@ def track_gate_table(report: Int8Report) -> Any:
     return t
 
 
-def closed_loop_parity(bundle: Bundle, model: Any, seqs: list[TrackSequence], *,
-                       backend: Backend = Backend.ONNXRUNTIME) -> float:
-    """The largest difference, in pixels, between the boxes the bundle's FP32 graphs track (runtime crops and
-    decoding) and the ones the PyTorch model tracks, over ``seqs`` from their first boxes.
+@dataclass(frozen=True)
+class LoopParity:
+    """The bundle's tracker against the PyTorch one, in pixels of box coordinates, over some sequences.
 
-    Not a 1e-4 check: a tracker is a feedback loop over uint8 crops. The graphs agree to ~1e-6 (streaming parity),
-    but a 1e-7 px box difference sometimes rounds one crop pixel the other way, and the loop carries it on: on the
-    quickstart's distilled student the boxes differed by 0.02 px at the median frame and up to a few pixels after
-    an occlusion, with the same mean IoU to 1e-3."""
-    from edgelstm.train.track import track_split
+    ``step_px``: each step of the loop from the same input (the crops cut around the runtime's own previous box):
+    the runtime's crops, graphs and decoding against PyTorch's. This is the loop's streaming equivalence, held to
+    :data:`STEP_TOL_PX`. ``free_*``: each tracker left to its own boxes; not held to 1e-4, since a 1e-7 px
+    difference sometimes rounds one uint8 crop pixel the other way and the loop carries it on (recorded, with the
+    mean IoU of each, to show the drift is rounding, not a different tracker)."""
+
+    step_px: float
+    free_p50_px: float
+    free_max_px: float
+    iou_runtime: float
+    iou_pytorch: float
+
+    @property
+    def passed(self) -> bool:
+        return self.step_px <= STEP_TOL_PX
+
+    def to_json(self) -> dict[str, float | bool]:
+        return {**{k: round(float(v), 8) for k, v in asdict(self).items()}, "passed": self.passed}
+
+
+STEP_TOL_PX = 1e-4  # the graphs agree to ~1e-6 in their outputs; boxes are outputs times the crop's scale (tens of px)
+
+
+def closed_loop_parity(bundle: Bundle, model: Any, seqs: list[TrackSequence], *,
+                       backend: Backend = Backend.ONNXRUNTIME) -> LoopParity:
+    """The bundle's FP32 tracker (runtime crops, graphs, decoding) against the PyTorch model over ``seqs`` from
+    their first boxes: step by step on the same crops, and each left to its own boxes (:class:`LoopParity`)."""
+    from edgelstm.train.track import torch_step, track_split
 
     X = np.empty(len(seqs), object)
     for i, s in enumerate(seqs):
         X[i] = s
-    got = track_boxes(bundle, X, backend, Precision.FP32)
-    ref = track_split(model, seqs, _tracking(bundle.manifest))
-    return float(max(np.abs(a - b).max() for a, b in zip(got, ref)))
+    got = list(track_boxes(bundle, X, backend, Precision.FP32))
+    t = _tracking(bundle.manifest)
+    model.eval()
+    stepped = track_offline(torch_step(model), lambda n: None, [s.frames for s in seqs], [s.boxes[0] for s in seqs],
+                            t, follow=got)
+    free = track_split(model, seqs, t)
+    gaps = np.concatenate([np.abs(a - b).max(-1) for a, b in zip(got, free)])
+    truth = [s.boxes for s in seqs]
+    return LoopParity(step_px=float(max(np.abs(a - b).max() for a, b in zip(got, stepped))),
+                      free_p50_px=float(np.median(gaps)), free_max_px=float(gaps.max()),
+                      iou_runtime=track_report(got, truth).mean_iou, iou_pytorch=track_report(free, truth).mean_iou)

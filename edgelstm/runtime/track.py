@@ -172,23 +172,28 @@ _ZERO = Timings(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def track_offline(step: StepFn, zero_state: Callable[[int], Any], sequences: Sequence[np.ndarray],
-                  init: Sequence[np.ndarray], t: Tracking) -> list[np.ndarray]:
+                  init: Sequence[np.ndarray], t: Tracking, *,
+                  follow: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """Track each sequence (T, H, W, 3) uint8, in the colour order ``step`` takes, from its ``init`` box; the
-    boxes (T, 4) of every frame (the first is ``init``). Sequences of one length and frame size run as a batch."""
+    boxes (T, 4) of every frame (the first is ``init``). Sequences of one length and frame size run as a batch.
+
+    ``follow`` (boxes (T, 4) per sequence): cut the next crops around these boxes instead of the tracker's own,
+    so each returned box is one step of the loop from the same crops another tracker saw (step parity)."""
     out: list[np.ndarray] = [np.empty((len(f), 4)) for f in sequences]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, f in enumerate(sequences):
         groups.setdefault(tuple(f.shape), []).append(i)
     for members in groups.values():
+        forced = None if follow is None else np.stack([np.asarray(follow[i], np.float64) for i in members])
         boxes = _track_group(step, zero_state, [sequences[i] for i in members],
-                             np.stack([np.asarray(init[i], np.float64) for i in members]), t)
+                             np.stack([np.asarray(init[i], np.float64) for i in members]), t, forced)
         for k, i in enumerate(members):
             out[i] = boxes[k]
     return out
 
 
 def _track_group(step: StepFn, zero_state: Callable[[int], Any], seqs: list[np.ndarray], init: np.ndarray,
-                 t: Tracking) -> np.ndarray:
+                 t: Tracking, forced: np.ndarray | None = None) -> np.ndarray:
     n, length, hw = len(seqs), len(seqs[0]), seqs[0].shape[1:3]
     s = t.crop_size
     boxes = np.empty((n, length, 4))
@@ -202,11 +207,12 @@ def _track_group(step: StepFn, zero_state: Callable[[int], Any], seqs: list[np.n
         for i in range(n):
             crop_pair(prev[i], seqs[i][k], box[i], t, x[i])
         outputs, state = step(x, state)
-        box = decode(box, outputs, t, hw)
+        boxes[:, k] = box = decode(box, outputs, t, hw)
+        if forced is not None:
+            box = forced[:, k]
         since += 1
         for i in range(n):
             crop(seqs[i][k], box[i], t, prev[i])
-        boxes[:, k] = box
     return boxes
 
 
