@@ -149,6 +149,11 @@ def decode_video(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, float]:
     return np.stack(frames), fps
 
 
+def video_files(root: Path) -> list[str]:
+    """Every video file under ``root``, as paths relative to it, sorted."""
+    return _videos(root)
+
+
 def _videos(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)).replace("\\", "/") for p in root.rglob("*")
                   if p.is_file() and p.suffix.lower() in VIDEO_EXTS and not p.name.startswith("."))

@@ -20,6 +20,7 @@ from edgelstm.spec import DataFacts, Task
 
 BACKGROUND = "background"
 BACKGROUND_INDEX = 0
+UNLABELED = -100   # the label of every frame of an unlabelled video (torch's cross-entropy ignore_index)
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,35 @@ def load_untrimmed(spec: str | Path, *, size: tuple[int, int] = (32, 32), seed: 
     from edgelstm.data.segments import load_segment_folder
 
     return with_stats(load_segment_folder(Path(spec).expanduser(), size=size, seed=seed))
+
+
+def load_unlabeled(spec: str | Path, like: UntrimmedSet) -> list[Video]:
+    """Videos without segments, for distillation (the teacher labels them): ``"synthetic:N"`` renders N more
+    videos of the embedded untrimmed set (none of its splits), or a folder of video files. Frames at ``like``'s
+    size; every label is :data:`UNLABELED`."""
+    if str(spec).startswith("synthetic"):
+        count = str(spec).partition(":")[2]
+        if not count.isdigit() or int(count) < 1 or like.source != "synthetic":
+            raise DataError(f"--unlabeled {spec}", expected="synthetic:N (N >= 1 videos) with --data synthetic, or a "
+                            "folder of videos", fix="pass e.g. --unlabeled synthetic:192")
+        from edgelstm.data.untrimmed_synth import UntrimmedConfig, render_unlabeled
+
+        cfg = UntrimmedConfig(size=like.size, fps=like.fps, seconds=like.seconds or 60.0, seed=like.seed)
+        frames = [render_unlabeled(cfg, i) for i in range(int(count))]
+        return [Video(f"unlabeled_{i:04d}", f, np.full(len(f), UNLABELED, np.int64)) for i, f in enumerate(frames)]
+    from edgelstm.data.segments import decode_video, video_files
+
+    root = Path(spec).expanduser()
+    names = video_files(root) if root.is_dir() else []
+    if not names:
+        raise DataError("no video files here", path=root, expected="a folder of videos (.mp4, .avi, ...) without "
+                        "labels", fix="point --unlabeled at the folder that holds them")
+    out = []
+    for name in names:
+        frames, fps = decode_video(root / name, like.size)
+        if abs(fps - like.fps) > 0.02 * like.fps:
+            raise DataError(f"a {fps:g} fps video among {like.fps:g} fps training videos", path=root / name,
+                            expected=f"{like.fps:g} fps, as the labelled videos", fix=f"re-encode it (ffmpeg -r "
+                            f"{like.fps:g})")
+        out.append(Video(name, frames, np.full(len(frames), UNLABELED, np.int64)))
+    return out

@@ -125,6 +125,11 @@ def render_video(cfg: UntrimmedConfig, split: str, index: int) -> tuple[np.ndarr
     return np.stack(frames), np.array(labels, np.int64)
 
 
+def render_unlabeled(cfg: UntrimmedConfig, index: int) -> np.ndarray:
+    """Frames of one more video of the embedded set, in none of its splits (for distillation without labels)."""
+    return np.stack([f for f, _ in render_frames(cfg, np.random.default_rng([cfg.seed, 3000, index]))])
+
+
 def stream(*, size: tuple[int, int] = (32, 32), fps: float = 15.0, seed: int = 0) -> Iterator[tuple[np.ndarray, int]]:
     """An endless untrimmed camera: videos of the embedded set back to back (none of a split), frame by frame."""
     cfg = UntrimmedConfig(size=size, fps=fps, seed=seed)

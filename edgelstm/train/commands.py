@@ -269,9 +269,13 @@ _TEACHER_HELP = ("The teacher: a run checkpoint (RUN/best.pt); torchvision:NAME 
               help="How the student's time steps are weighted in the loss.")
 @click.option("--feature-weight", default=0.0, show_default=True,
               help="Weight of matching the teacher's final features (0: off; checkpoint teachers only).")
+@click.option("--unlabeled", default=None,
+              help="--task detect: footage without segments, learnt from the teacher's per-frame outputs alone, "
+                   "beside the labelled train split: a folder of videos, or synthetic:N (N more videos of the "
+                   "embedded untrimmed set).")
 @_training_options
 def distill(teacher: str, student: str, alpha: float, temperature: float, step_weighting: str,
-            feature_weight: float, **kw: Any) -> None:
+            feature_weight: float, unlabeled: str | None, **kw: Any) -> None:
     """Distill a teacher (a checkpoint, a torchvision video model, your own module, TorchScript, .pt2 or ONNX)
     into a small causal student, at every time step. Teacher outputs are cached under --cache-dir."""
     from edgelstm.train.config import DistillConfig
@@ -287,8 +291,13 @@ def distill(teacher: str, student: str, alpha: float, temperature: float, step_w
     if cfg.task == "detect":
         from edgelstm.train.detect import distill_detect
 
-        _report_detect(distill_detect(cfg, dcfg, _detect_options(kw)))
+        _report_detect(distill_detect(cfg, dcfg, _detect_options(kw), unlabeled=unlabeled))
         return
+    if unlabeled is not None:
+        from edgelstm.errors import UsageError
+
+        raise UsageError(f"--unlabeled with --task {cfg.task}", expected="--task detect",
+                         fix="drop --unlabeled, or distil a detector")
     if cfg.task == "track":
         from edgelstm.train.track import TrackOptions, distill_track, report_line
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgelstm.data.untrimmed import UntrimmedSet, Video, load_untrimmed
+from edgelstm.data.untrimmed import UNLABELED, UntrimmedSet, Video, load_unlabeled, load_untrimmed
 from edgelstm.detect_metrics import DetectionReport, choose_thresholds, detection_report, frame_map
 from edgelstm.detectspec import THRESHOLDS_KEY, EventThresholds
 from edgelstm.errors import DataError, UsageError
@@ -88,7 +88,11 @@ def split_probs(model: nn.Module, videos: list[Video], *, window: int) -> list[n
 def _frame_loss(cfg: TrainConfig, dcfg: DistillConfig | None, logits: torch.Tensor, w: Window) -> torch.Tensor:
     """Cross-entropy at every frame; distilling, alpha * CE + (1 - alpha) * tau^2 * KL(teacher || student)."""
     k = logits.shape[-1]
-    ce = F.cross_entropy(logits.reshape(-1, k), w.y.reshape(-1), label_smoothing=cfg.label_smoothing)
+    y = w.y.reshape(-1)
+    if bool((y == UNLABELED).all()):  # windows of unlabelled videos only: the teacher's targets alone
+        ce = logits.sum() * 0.0
+    else:
+        ce = F.cross_entropy(logits.reshape(-1, k), y, label_smoothing=cfg.label_smoothing, ignore_index=UNLABELED)
     if dcfg is None or w.teacher is None:
         return ce
     tau = dcfg.temperature
@@ -128,6 +132,7 @@ class DetectRun:
     ds: UntrimmedSet
     window: int
     meta: dict[str, Any] = field(default_factory=dict)
+    unlabeled: list[Video] = field(default_factory=list)  # trained on beside the train split (teacher targets only)
 
     def checkpoint(self, metrics: dict[str, Any]) -> Checkpoint:
         return Checkpoint(model=self.model, name=self.name, config=self.config, classes=list(self.ds.classes),
@@ -157,7 +162,8 @@ def fit_detect(run: DetectRun, cfg: TrainConfig, opts: DetectOptions, *, dcfg: D
         torch.set_num_threads(cfg.threads)
     prepare_out(cfg, d)
     out, ds = Path(cfg.out), run.ds
-    lanes = Lanes(ds["train"], batch=cfg.batch_size, window=run.window, seed=cfg.seed, targets=targets)
+    lanes = Lanes(ds["train"] + run.unlabeled, batch=cfg.batch_size, window=run.window, seed=cfg.seed,
+                  targets=targets)
     opt = torch.optim.AdamW(run.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(cfg, opt, cfg.epochs * lanes.steps())
     best, history = -1.0, []
@@ -220,8 +226,12 @@ def train_detect(cfg: TrainConfig, opts: DetectOptions = DetectOptions(), data: 
 
 
 def distill_detect(cfg: TrainConfig, dcfg: DistillConfig, opts: DetectOptions = DetectOptions(),
-                   data: UntrimmedSet | None = None) -> DetectRunResult:
-    """Distill a detection teacher (a checkpoint trained with --task detect) into ``cfg.model``, frame by frame."""
+                   data: UntrimmedSet | None = None, unlabeled: str | list[Video] | None = None) -> DetectRunResult:
+    """Distill a detection teacher (a checkpoint trained with --task detect) into ``cfg.model``, frame by frame.
+
+    ``unlabeled`` (``"synthetic:N"``, a folder of videos, or loaded videos): footage without segments, trained on
+    beside the train split with the teacher's per-frame targets alone (no cross-entropy): what a deployer has
+    plenty of, and what a student trained from the labels alone cannot use."""
     torch.manual_seed(cfg.seed)
     teacher = load_checkpoint(Path(dcfg.teacher)) if Path(str(dcfg.teacher)).is_file() else None
     if teacher is None or teacher.data.task != Task.DETECT:
@@ -233,10 +243,12 @@ def distill_detect(cfg: TrainConfig, dcfg: DistillConfig, opts: DetectOptions = 
         raise UsageError(f"the teacher knows {', '.join(teacher.classes[:4])}, ...; the data "
                          f"{', '.join(ds.classes[:4])}, ...", expected="the classes the teacher was trained on",
                          fix="distill on the teacher's data")
+    extra = load_unlabeled(unlabeled, ds) if isinstance(unlabeled, (str, Path)) else list(unlabeled or [])
     t0 = time.perf_counter()
-    targets = [video_logits(teacher.model, v.frames, window=teacher.data.clip_len) for v in ds["train"]]
+    targets = [video_logits(teacher.model, v.frames, window=teacher.data.clip_len) for v in ds["train"] + extra]
     model, mcfg = build_model(cfg.model, ds.shell(cfg.data.clip_len), cfg.model_kwargs, encoder=cfg.encoder,
                               init_weights=cfg.init_weights)
-    meta = {"objective": "distill", "distill": jsonable_config(dcfg), "teacher_s": round(time.perf_counter() - t0, 2)}
-    return fit_detect(DetectRun(model, cfg.model, mcfg, ds, cfg.data.clip_len, meta), cfg, opts, dcfg=dcfg,
+    meta = {"objective": "distill", "distill": jsonable_config(dcfg), "teacher_s": round(time.perf_counter() - t0, 2),
+            "unlabeled_videos": len(extra), "unlabeled_frames": sum(len(v) for v in extra)}
+    return fit_detect(DetectRun(model, cfg.model, mcfg, ds, cfg.data.clip_len, meta, extra), cfg, opts, dcfg=dcfg,
                       targets=targets)

@@ -31,8 +31,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("detect")
     _run("train", "--task", "detect", "--model", "teacher_tiny", "--out", str(root / "teacher"), *DATA)
     out = _run("distill", "--task", "detect", "--teacher", str(root / "teacher" / "best.pt"), "--student",
-               "student_tiny", "--out", str(root / "student"), *DATA)
+               "student_tiny", "--out", str(root / "student"), "--unlabeled", "synthetic:1", *DATA)
     assert "val frame mAP" in out and "best checkpoint" in out
+    metrics = json.loads((root / "student" / "metrics.json").read_text())
+    assert metrics["unlabeled_videos"] == 1 and metrics["unlabeled_frames"] == 20 * 15  # one more 20 s video at 15 fps
     _run("export", str(root / "student" / "best.pt"), "--out", str(root / "bundle"))
     _run("data", "synthetic", "--untrimmed", "--out", str(root / "videos"), "--seconds", "8", "--train", "1", "--val",
          "1", "--test", "1", "--seed", "5")
