@@ -85,11 +85,13 @@ def devices(as_json: bool) -> None:
               help="Trackers: the target's box in the first frame, in pixels (top-left corner, size); repeat for "
                    "streams 1, 2, ... [default: the synthetic camera's own box, else a centred box]. With a window, "
                    "drag a rectangle to restart the track.")
+@click.option("--beam", type=click.IntRange(1, 16), default=None,
+              help="Captioners: the word decoder's beam width (1: greedy) [default: the manifest's].")
 def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | None, precision: str | None,
          threads: int | None, graph: str, show: bool, record: Path | None, jsonl: Path | None, force: bool,
          max_frames: int | None, ema: float, hysteresis: float, top_k: int, realtime: bool, rate: str,
          fps: float | None, stall_timeout: float, open_timeout: float, reconnect_attempts: int,
-         init_boxes: tuple[str, ...]) -> None:
+         init_boxes: tuple[str, ...], beam: int | None) -> None:
     """Run BUNDLE live on a camera, file, URL, image folder or the synthetic source."""
     from edgelstm.runtime.demo import DemoOptions, run_demo
     from edgelstm.runtime.track_demo import parse_init_box
@@ -99,7 +101,7 @@ def demo(bundle: Path, sources: tuple[str, ...], device: str, backend: str | Non
                           hysteresis=hysteresis, top_k=top_k, realtime=realtime, rate=rate, fps=fps,
                           stall_timeout=stall_timeout, open_timeout=open_timeout,
                           reconnect_attempts=reconnect_attempts, force=force,
-                          init_boxes=tuple(parse_init_box(b) for b in init_boxes))
+                          init_boxes=tuple(parse_init_box(b) for b in init_boxes), beam=beam)
     result = run_demo(bundle, sources, options, notify=lambda line: click.echo(line, err=True))
     if result.summary is None:
         click.echo("Interrupted.", err=True)

@@ -41,6 +41,7 @@ class DemoOptions:
     reconnect_attempts: int = 5
     force: bool = False      # replace an existing --record / --jsonl file
     init_boxes: tuple[tuple[float, float, float, float], ...] = ()  # trackers: stream i starts at init_boxes[i]
+    beam: int | None = None  # captioners: beam width of the word decoder [default: the manifest's]
 
 @dataclass(frozen=True)
 class DemoSummary:
@@ -79,6 +80,7 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     ``notify`` receives the lines a user should see before the loop starts (no window, the engine
     chosen); by default they are logged.
     """
+    from edgelstm.errors import UsageError
     from edgelstm.runtime.sources import Reconnect
     from edgelstm.runtime.engine import Engine
     from edgelstm.runtime.loop import run_loop
@@ -96,6 +98,11 @@ def run_demo(bundle: str | Path, sources: Sequence[str] = ("synthetic",), option
     engine = Engine.load(bundle, device=o.device, backend=o.backend, precision=o.precision, threads=o.threads,
                          streams=len(sources), graph=o.graph, smoothing=Smoothing(o.ema, o.hysteresis), top_k=o.top_k)
     m = engine.manifest  # the synthetic camera plays the model's clip length, rate and aspect ratio
+    if o.beam is not None:
+        if engine.narrator is None:
+            raise UsageError(f"--beam {o.beam} for a {m.task} bundle", expected="a captioning bundle (task caption)",
+                             fix="drop --beam")
+        engine.narrator.width = o.beam
     scene_size = synthetic_camera_size(m.preprocess.size) if m.preprocess else (480, 640)
     srcs = [open_source(s, realtime=o.realtime, timeout_s=o.open_timeout, fps=o.fps or m.temporal.train_fps,
                         size=scene_size, clip_len=m.temporal.clip_len, untrimmed=m.task == "detect")

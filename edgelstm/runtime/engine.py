@@ -94,7 +94,7 @@ class Engine:
         d = m.detection  # detection models turn each frame's (unsmoothed) probabilities into events
         self._events = EventTracker(streams, background=d.background, on=d.events.on, off=d.events.off) \
             if m.task == Task.DETECT and d is not None else None
-        self._narrator = open_narrator(bundle, plan.backend, plan.precision, plan.options, streams)  # caption models
+        self.narrator = open_narrator(bundle, plan.backend, plan.precision, plan.options, streams)  # caption models
         if self.kind == ModelKind.FRAMES:
             if m.preprocess is None:
                 raise BundleError("a frame model's manifest has no preprocess section", path=bundle.path,
@@ -202,8 +202,8 @@ class Engine:
         self._smoother.reset(stream)
         if self._events is not None:
             self._events.reset(stream)
-        if self._narrator is not None:
-            self._narrator.reset(stream)
+        if self.narrator is not None:
+            self.narrator.reset(stream)
 
     def state(self, stream: int) -> tuple[np.ndarray, np.ndarray]:
         """A copy of one stream's LSTM state ``(h, c)``, each (num_layers, hidden), as the next frame will see it."""
@@ -340,7 +340,7 @@ class Engine:
                                         reset="non-finite state" if s in bad else "non-finite logits"))
                 continue
             j, row = shown_l[i], probs_l[i]
-            ev, nar = self._events, self._narrator
+            ev, nar = self._events, self.narrator
             preds.append(Prediction(s, j, labels[j], row[j], shown_probs[i], raw[i],
                                     tuple((c, row[c]) for c in order_l[i]), zero,
                                     events=ev.update(s, probs[i]) if ev is not None else (),
