@@ -131,8 +131,8 @@ def load_unlabeled(spec: str | Path, like: UntrimmedSet) -> list[Video]:
         from edgelstm.data.untrimmed_synth import UntrimmedConfig, render_unlabeled
 
         cfg = UntrimmedConfig(size=like.size, fps=like.fps, seconds=like.seconds or 60.0, seed=like.seed)
-        frames = [render_unlabeled(cfg, i) for i in range(int(count))]
-        return [Video(f"unlabeled_{i:04d}", f, np.full(len(f), UNLABELED, np.int64)) for i, f in enumerate(frames)]
+        rendered = [render_unlabeled(cfg, i) for i in range(int(count))]
+        return [Video(f"unlabeled_{i:04d}", f, np.full(len(f), UNLABELED, np.int64)) for i, f in enumerate(rendered)]
     from edgelstm.data.segments import decode_video, video_files
 
     root = Path(spec).expanduser()
