@@ -3,7 +3,7 @@ same student trained from the reference captions alone (scratch).
 
 :func:`caption_train_stage` is what ``edgelstm quickstart --task caption`` calls (:mod:`edgelstm.quickstart_caption`
 runs the rest). Its defaults are sized to keep the whole quickstart within 10 minutes on 2 CPU cores: the embedded
-synthetic set at 32x32, 12 frames per clip, with five generated captions per clip.
+synthetic set at 32x32, 8 frames per clip, with five generated captions per clip.
 Measure with ``time python -m edgelstm.train.pipeline_caption OUT``.
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ class CaptionStageConfig:
     batch_size: int = 16
     teacher: str = "captioner_teacher"
     student: str = "captioner"
-    teacher_epochs: int = 4
-    student_epochs: int = 8
-    teacher_lr: float = 3e-3
+    teacher_epochs: int = 16
+    student_epochs: int = 16
+    teacher_lr: float = 1e-3       # at 3e-3 the teacher's decoder learnt the captions' language and never the video
     student_lr: float = 5e-3
     alpha: float = 0.5
     temperature: float = 2.0
