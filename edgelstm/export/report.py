@@ -51,6 +51,15 @@ def _pct(x: float) -> str:
 
 
 def trials_text(trials: list[Trial]) -> str:
+    if trials and all(t.captions is not None for t in trials):  # a captioner: its three metrics, FP32 -> INT8
+        lines = ["backend       float kept                         BLEU-4        CIDEr-D (x100)  motion words    "
+                 "same caption  same motion"]
+        for t in trials:
+            (b32, b8), (c32, c8), (m32, m8) = t.captions or ((0.0, 0.0),) * 3
+            lines.append(f"{t.backend:<13} {', '.join(t.kept_float) or 'none':<34} {b32:5.1f} -> {b8:<5.1f} "
+                         f"{100 * c32:6.1f} -> {100 * c8:<6.1f} {_pct(m32):>6} -> {_pct(m8):<6} "
+                         f"{_pct(t.frame_agreement):>12}  {_pct(t.final_agreement):>11}")
+        return "\n".join(lines)
     lines = ["backend       float kept               acc fp32  acc int8  drop   frame agr  final agr  clips  "
              "flips/100"]
     for t in trials:

@@ -86,3 +86,13 @@ def test_the_last_rungs_keep_the_decoder_float(caption_bundle: Path, tmp_path: P
     assert "DynamicQuantizeLSTM" not in op_counts(b / dec8.files[0].path)
     enc8 = m.artifact(Role.ENCODER, Backend.ONNXRUNTIME, Precision.INT8)
     assert enc8 is not None and "QuantizeLinear" in op_counts(b / enc8.files[0].path)  # the encoder is INT8
+
+
+def test_a_refusal_names_the_caption_metrics() -> None:
+    from edgelstm.export.report import trials_text
+    from edgelstm.quantreport import Trial
+
+    t = Trial("openvino", ("proj", "lstm", "head"), 0.24, 0.237, 0.883, 0.98, 0.0, 0.0, False, 0.25, metric="bleu4",
+              captions=((24.0, 23.7), (1.042, 1.031), (0.867, 0.85)))
+    text = trials_text([t])
+    assert "motion words" in text and "86.7% -> 85.0%" in text and "104.2 -> 103.1" in text and "24.0 -> 23.7" in text
