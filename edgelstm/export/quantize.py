@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 # run the same graphs as the one before are skipped, and trials record what really stayed float.
 LADDER: tuple[tuple[str, ...], ...] = ((), ("head",), ("lstm", "head"), ("lstm", "head", "proj"),
                                        ("lstm", "head", "proj", "stem"))
-# A captioner's word decoder is its own graph: its last rungs keep it float too (the INT8 chain reads its FP32 file).
-DECODER_GROUP = "decoder"
-CAPTION_RUNGS: tuple[tuple[str, ...], ...] = (("lstm", "head", "proj", DECODER_GROUP),
-                                              ("lstm", "head", "proj", "stem", DECODER_GROUP))
 BATCHES = (1, 8, 32)  # streams stepped together: the runtime batches the encoder (and step) across streams
 
 
@@ -129,8 +125,8 @@ def _gate_backend(stage: Path, manifest: Manifest, backend: Backend, gd: Any, fe
         from edgelstm.export.caption_int8 import caption_run as run  # type: ignore[assignment]
     fp32 = run(Bundle(stage, manifest), gd.X, backend, Precision.FP32, gd.lengths)
     tried: set[tuple[str, ...]] = set()
-    for rung in LADDER + (CAPTION_RUNGS if manifest.task == Task.CAPTION else ()):
-        kept = INT8_BACKENDS[backend].effective_float(rung) + tuple(g for g in rung if g == DECODER_GROUP)
+    for rung in LADDER:
+        kept = INT8_BACKENDS[backend].effective_float(rung)
         if kept in tried:
             continue  # the same graphs as a rung already judged
         tried.add(kept)
@@ -179,8 +175,7 @@ def _quantize_all(stage: Path, manifest: Manifest, backend: Backend, kept: tuple
         if src is None:
             continue
         files = mf.artifact_files(role, backend, Precision.INT8)
-        did = not (role == Role.DECODER and DECODER_GROUP in kept) and \
-            INT8_BACKENDS[backend].quantize(stage / src.files[0].path, stage / files[0], kept, role_feeds)
+        did = INT8_BACKENDS[backend].quantize(stage / src.files[0].path, stage / files[0], kept, role_feeds)
         quantized_any |= did
         notes = f"float: {', '.join(kept) or 'none'}"
         if did:

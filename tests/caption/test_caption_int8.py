@@ -62,32 +62,6 @@ def test_a_gate_that_fails_writes_nothing(caption_bundle: Path, tmp_path: Path) 
     assert (b / "manifest.json").read_text() == before
 
 
-def test_the_last_rungs_keep_the_decoder_float(caption_bundle: Path, tmp_path: Path) -> None:
-    from edgelstm.export.onnx import op_counts
-    from edgelstm.quantreport import Trial
-
-    b = shutil.copytree(caption_bundle, tmp_path / "b")
-    seen: list[tuple[str, ...]] = []
-
-    def only_with_a_float_decoder(backend, kept, fp32, int8, y, settings):  # type: ignore[no-untyped-def]
-        seen.append(kept)
-        ok = "decoder" in kept
-        return Trial(str(backend), kept, 0.5, 0.5 if ok else 0.1, 1.0, 1.0, 0.0, 0.0, ok, 0.0 if ok else 40.0,
-                     metric="bleu4")
-
-    report = quantize_bundle(b, calib_data="synthetic", backends=("onnx",), max_drop=50, min_agreement=0.5,
-                             calib_clips=4, eval_clips=10, judge=only_with_a_float_decoder)
-    assert "decoder" not in seen[0] and "decoder" in seen[-1]  # tried after every rung that quantizes it
-    assert "decoder" in report.backends["onnxruntime"].chosen.kept_float
-    m = load_bundle(b).manifest
-    dec32 = m.artifact(Role.DECODER, Backend.ONNXRUNTIME, Precision.FP32)
-    dec8 = m.artifact(Role.DECODER, Backend.ONNXRUNTIME, Precision.INT8)
-    assert dec8 is not None and dec32 is not None and dec8.files[0].path == dec32.files[0].path  # the FP32 file
-    assert "DynamicQuantizeLSTM" not in op_counts(b / dec8.files[0].path)
-    enc8 = m.artifact(Role.ENCODER, Backend.ONNXRUNTIME, Precision.INT8)
-    assert enc8 is not None and "QuantizeLinear" in op_counts(b / enc8.files[0].path)  # the encoder is INT8
-
-
 def test_a_refusal_names_the_caption_metrics() -> None:
     from edgelstm.export.report import trials_text
     from edgelstm.quantreport import Trial
