@@ -104,7 +104,7 @@ def _evaluate(bundle: Path, config: CaptionStageConfig) -> list[dict[str, Any]]:
     for a in b.manifest.artifacts:
         if a.role == Role.DECODER:
             key = f"{a.backend}:{a.precision}"
-            r = evaluate_caption_bundle(bundle, None, split="test", artifact=key).to_json()
+            r = evaluate_caption_bundle(bundle, None, split="test", artifact=key, counts=config.counts).to_json()
             r["decoder_ms_per_token"] = decoder_latency(b, a.backend, a.precision)
             out.append(r)
     return out

@@ -74,8 +74,11 @@ def evaluate_caption_checkpoint(path: str | Path, data: str | None = None, *, sp
 
 
 def evaluate_caption_bundle(path: str | Path, data: str | None = None, *, split: str = "test",
-                            artifact: str = "onnxruntime:fp32") -> CaptionEvalResult:
-    """A captioning bundle through the runtime, on ``artifact`` (``backend:precision``)."""
+                            artifact: str = "onnxruntime:fp32",
+                            counts: tuple[int, int, int] | None = None) -> CaptionEvalResult:
+    """A captioning bundle through the runtime, on ``artifact`` (``backend:precision``). ``counts``: the
+    synthetic set's clips per split (the first N clips of a split are the same for any count) [default: 300
+    val, 500 test]."""
     from edgelstm.export.caption_int8 import caption_run
     from edgelstm.runtime.bundle import load_bundle
 
@@ -90,8 +93,8 @@ def evaluate_caption_bundle(path: str | Path, data: str | None = None, *, split:
         raise unknown_choice("artifact", artifact, [a.key.split(":", 1)[1] for a in m.artifacts],
                              fix="pass --artifact BACKEND:PRECISION, e.g. onnxruntime:int8")
     size = m.preprocess.size if m.preprocess is not None else (32, 32)
-    ds = _data(data, m.data_source, size, m.temporal.clip_len, 0, (2, 300, 500))  # the test clips do not depend on
-    _split_exists(ds, split)                                                      # how many train clips there were
+    ds = _data(data, m.data_source, size, m.temporal.clip_len, 0, counts or (2, 300, 500))
+    _split_exists(ds, split)
     hyps = caption_run(b, ds[split].X, Backend(backend), Precision(precision or "fp32"))
     return _result(artifact, split, ds, [str(h) for h in hyps], t0)
 
