@@ -195,6 +195,23 @@ def detection_report(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray], 
         fps=fps, thresholds=thresholds, detected_within={f"{w:g}s": c.within(w * fps) for w in WITHIN_S})
 
 
+def earliness_at_false_alarms(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, background: int,
+                              fps: float, budgets: Sequence[float] = (60.0, 120.0, 300.0),
+                              within_s: Sequence[float] = (0.5, 1.0)) -> dict[str, dict[str, float | None]]:
+    """How early a model detects at a matched false-alarm rate, threshold-free: for each budget (false alarms per
+    hour of background), the largest share of all actions detected within each of ``within_s`` seconds by any
+    (on, off) pair of the threshold grid that stays within it (None: no pair does). Two models compared at the
+    thresholds each chose on val run at different false-alarm rates on test; this compares them at the same one
+    (an AMOC-style operating curve; the thresholds are the split's own, so it is an analysis, not a deployment)."""
+    counts = [count_events(probs, labels, background=background, on=on, off=round(on * r, 3))
+              for on in ON_GRID for r in OFF_RATIOS]
+    out: dict[str, dict[str, float | None]] = {}
+    for b in budgets:
+        ok = [c for c in counts if (0.0 if math.isnan(fa := c.false_alarms_per_hour(fps)) else fa) <= b]
+        out[f"{b:g}"] = {f"{w:g}s": max(c.within(w * fps) for c in ok) if ok else None for w in within_s}
+    return out
+
+
 def choose_thresholds(probs: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, background: int, fps: float,
                       target_false_alarms_per_hour: float, split: str = "val") -> EventThresholds:
     """The most useful (on, off) of a small grid on one split: among the pairs whose false alarms per hour of

@@ -8,7 +8,8 @@ import pytest
 
 from edgelstm.data.untrimmed import Instance, instances
 from edgelstm.detect_metrics import (EventCounts, average_precision, average_precision_reference, choose_thresholds,
-                                     count_events, frame_map, match_events, stage_accuracy)
+                                     count_events, earliness_at_false_alarms, frame_map, match_events,
+                                     stage_accuracy)
 from edgelstm.runtime.events import Event
 
 
@@ -90,3 +91,21 @@ def test_choose_thresholds_meets_the_false_alarm_target() -> None:
     assert loose.on == pytest.approx(0.3) and loose.false_alarms_per_hour == pytest.approx(600.0)
     assert strict.on == pytest.approx(0.5) and strict.false_alarms_per_hour == 0.0  # the earliest without the blip
     assert strict.off < strict.on and strict.split == "val" and strict.target_false_alarms_per_hour == 0.0
+
+
+def test_earliness_at_matched_false_alarms_and_detected_within() -> None:
+    probs = np.zeros((100, 3))
+    probs[:, 0] = 1.0
+    probs[22:40] = [0.1, 0.9, 0.0]  # action 1 (frames 20-40) seen 2 frames in at any `on`
+    probs[62:80, 2] = np.linspace(0.3, 0.9, 18)  # action 2 (60-80): at on 0.3 2 frames in, at on 0.5 8 frames in
+    probs[62:80, 0] = 1.0 - probs[62:80, 2]
+    probs[5:7] = [0.55, 0.0, 0.45]  # a background blip: a false alarm whenever on <= 0.45
+    e = earliness_at_false_alarms([probs], [LABELS], background=0, fps=10.0, budgets=(0.0, 1e6),
+                                  within_s=(0.5, 1.0))
+    assert e["1e+06"] == {"0.5s": 1.0, "1s": 1.0}  # with false alarms allowed, both within 0.2 s
+    assert e["0"] == {"0.5s": 0.5, "1s": 1.0}  # without, action 2 only after 0.8 s
+    c = count_events([probs], [LABELS], background=0, on=0.5, off=0.25)
+    assert c.within(5) == 0.5 and c.within(8) == 1.0 and c.within(1) == 0.0  # a missed action is never within
+    probs[50:52] = [0.0, 0.0, 1.0]  # a second blip no threshold hides: no pair meets a budget of 0
+    assert earliness_at_false_alarms([probs], [LABELS], background=0, fps=10.0, budgets=(0.0,))["0"] == \
+        {"0.5s": None, "1s": None}
