@@ -55,3 +55,18 @@ def _(w: World, tmp: Path) -> Outcome:
       "edgelstm train --task detect --data vids/", 1, "the val split has 0 video(s) and no action in them")
 def _(w: World, tmp: Path) -> Outcome:
     return _train(_segments(tmp / "vids", "train/a.avi,jump,0.5,1.5\n"), tmp)
+
+
+@case("detect-unlabeled-empty", "data", "an --unlabeled folder with no video in it",
+      "edgelstm distill --task detect --unlabeled footage/", 1, "no video files here")
+def _(w: World, tmp: Path) -> Outcome:
+    tiny = ("--data", "synthetic", "--counts", "1,1,1", "--video-seconds", "4", "--clip-len", "8", "--size",
+            "16,16", "--epochs", "1", "--target-false-alarms", "100000")
+    teacher = run_cli("train", "--task", "detect", "--model", "teacher_tiny", *tiny, "--out", tmp / "teacher")
+    assert teacher.code == 0, teacher.text
+    (tmp / "footage").mkdir()
+    (tmp / "footage" / "notes.txt").write_text("camera 3, night shift\n")
+    out = run_cli("distill", "--task", "detect", "--teacher", tmp / "teacher" / "best.pt", "--student",
+                  "student_tiny", *tiny, "--unlabeled", tmp / "footage", "--out", tmp / "run")
+    assert not (tmp / "run").exists(), "a failed run left its --out folder behind"
+    return out
