@@ -118,7 +118,7 @@ def quickstart(preset: str, out: Path | None, force: bool, demo_frames: int, pro
     write_text_atomic(prof_json, prof.json_text())
     prof.plot(prof_png)
 
-    _print_done(console, bundle, video, jsonl, (prof_json, prof_png), times, total=time.perf_counter() - t0)
+    print_done(console, out, times, total=time.perf_counter() - t0)
 
 
 def _footage(folder: Path) -> tuple[Path, str]:
@@ -161,14 +161,17 @@ def _demo(bundle: Path, source: str, video: Path, jsonl: Path, demo_frames: int)
         raise SourceError(shown.error)
 
 
-def _print_done(console: Console, bundle: Path, video: Path, jsonl: Path, profile: tuple[Path, Path],
-                times: dict[str, float], *, total: float) -> None:
-    """Where everything the quickstart made lies, and how long each stage took."""
+def print_done(console: Console, out: Path, times: dict[str, float], *, total: float, demo_args: str = "",
+               decisions_note: str = "", extra: tuple[tuple[str, object], ...] = ()) -> None:
+    """Every quickstart's last lines: where the run layout's files lie in ``out`` (bundle and how to run it, demo,
+    decisions, profile, then ``extra`` (label, value) rows), and how long each stage took."""
+    bundle = out / "bundle"
     console.rule("[bold green]done[/]")
-    console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0)")
-    console.print(f"Annotated demo:    {video}")
-    console.print(f"Demo decisions:    {jsonl}")
-    console.print(f"Profile:           {profile[0]}, {profile[1]}")
+    for label, value in [("Bundle", f"{bundle}  (run it: edgelstm demo {bundle} --source 0{demo_args})"),
+                         ("Annotated demo", out / "demo.mp4"),
+                         ("Demo decisions", f"{out / 'demo.jsonl'}{decisions_note}"),
+                         ("Profile", f"{out / 'profile.json'}, {out / 'profile.png'}"), *extra]:
+        console.print(f"{label + ':':<19}{value}")
     console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
                   + f"; total {total:.0f} s")
 

@@ -83,14 +83,11 @@ def run_caption_quickstart(out: Path, *, force: bool = True, demo_frames: int = 
 
 def _done(console: Any, out: Path, report: dict[str, Any]) -> None:
     """Where everything lies, and how long each stage took."""
-    bundle = out / "bundle"
-    console.rule("[bold green]done[/]")
-    console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0)")
-    console.print(f"Annotated demo:    {out / 'demo.mp4'}\nDemo decisions:    {out / 'demo.jsonl'}  (a line with "
-                  "\"caption\" per caption)")
-    console.print(f"Report:            {out / 'caption_report.json'}")
-    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in report["stage_seconds"].items())
-                  + f"; total {report['total_seconds']:.0f} s")
+    from edgelstm.quickstart import print_done
+
+    print_done(console, out, report["stage_seconds"], total=report["total_seconds"],
+               decisions_note="  (a line with \"caption\" per caption)",
+               extra=(("Report", out / "caption_report.json"),))
 
 
 def _evaluate(bundle: Path, config: CaptionStageConfig) -> list[dict[str, Any]]:

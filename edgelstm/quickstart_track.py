@@ -87,14 +87,11 @@ def _done(console: Any, out: Path, report: dict[str, Any]) -> None:
     """track_report.json, and where everything lies."""
     from edgelstm.fsutil import write_text_atomic
 
+    from edgelstm.quickstart import print_done
+
     write_text_atomic(out / "track_report.json", json.dumps(report, indent=2) + "\n")
-    bundle = out / "bundle"
-    console.rule("[bold green]done[/]")
-    console.print(f"Bundle:            {bundle}  (run it: edgelstm demo {bundle} --source 0 --init-box X,Y,W,H)")
-    console.print(f"Annotated demo:    {out / 'demo.mp4'}\nDemo decisions:    {out / 'demo.jsonl'}")
-    console.print(f"Report:            {out / 'track_report.json'}")
-    console.print("Stage times:       " + ", ".join(f"{k} {v:.0f} s" for k, v in report["stage_seconds"].items())
-                  + f"; total {report['total_seconds']:.0f} s")
+    print_done(console, out, report["stage_seconds"], total=report["total_seconds"], demo_args=" --init-box X,Y,W,H",
+               extra=(("Report", out / "track_report.json"),))
 
 
 def _int8(console: Any, bundle: Path) -> None:
@@ -172,7 +169,8 @@ def _eval_table(evals: list[dict[str, Any]]) -> object:
         table.add_column(col, justify="left" if col == "artefact" else "right")
     for e in evals:
         s = e["stages_ms"]
-        table.add_row(f"{e['artifact']} ({e['inference_precision']})", f"{e['mean_iou']:.3f}", f"{e['success_auc']:.3f}",
-                      f"{100 * e['precision_20px']:.1f}%", f"{s['preprocess']:.3f}", f"{s['encoder']:.3f}",
-                      f"{s['step']:.3f}", f"{s['postprocess']:.3f}", f"{s['total']:.3f}", f"{e['fps']:.0f}")
+        table.add_row(f"{e['artifact']} ({e['inference_precision']})", f"{e['mean_iou']:.3f}",
+                      f"{e['success_auc']:.3f}", f"{100 * e['precision_20px']:.1f}%", f"{s['preprocess']:.3f}",
+                      f"{s['encoder']:.3f}", f"{s['step']:.3f}", f"{s['postprocess']:.3f}", f"{s['total']:.3f}",
+                      f"{e['fps']:.0f}")
     return table

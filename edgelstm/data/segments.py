@@ -4,8 +4,9 @@
 ``video,label,start_s,end_s`` and one row per action instance; every frame outside a segment is background.
 Frame ``i`` spans ``[i/fps, (i+1)/fps)`` and takes a segment's label when its middle lies inside
 ``[start_s, end_s)``. Every video file under the folder is part of the set (one without segments is all
-background). Classes: ``background`` and the labels in the CSV, sorted; or the list ``untrimmed.json`` declares. Splits come from the first folder of each video's path (``train/``, ``val/``, ``test/``), else
-whole videos are carved by ``seed``.
+background). Classes: ``background`` and the labels in the CSV, sorted; or the list ``untrimmed.json`` declares.
+Splits come from the first folder of each video's path (``train/``, ``val/``, ``test/``), else whole videos are
+carved by ``seed``.
 
 The reader refuses, naming the file and line, what would silently mislabel frames: a missing column, a time
 that is not a number, a segment that ends before it starts, starts before 0 or ends after its video,
@@ -151,10 +152,6 @@ def decode_video(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, float]:
 
 def video_files(root: Path) -> list[str]:
     """Every video file under ``root``, as paths relative to it, sorted."""
-    return _videos(root)
-
-
-def _videos(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)).replace("\\", "/") for p in root.rglob("*")
                   if p.is_file() and p.suffix.lower() in VIDEO_EXTS and not p.name.startswith("."))
 
@@ -198,7 +195,7 @@ def load_segment_folder(spec: Path, *, size: tuple[int, int], seed: int = 0) -> 
     root = csv_path.parent
     segments = read_segments(csv_path)
     check_overlaps(segments, csv_path)
-    videos = _videos(root)
+    videos = video_files(root)
     unknown = next((s for s in segments if s.video not in set(videos)), None)
     if unknown is not None:
         raise DataError(f"video '{unknown.video}' is not under {root}", expected="a video file path relative to "

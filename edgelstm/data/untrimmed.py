@@ -133,7 +133,7 @@ def load_unlabeled(spec: str | Path, like: UntrimmedSet) -> list[Video]:
         cfg = UntrimmedConfig(size=like.size, fps=like.fps, seconds=like.seconds or 60.0, seed=like.seed)
         rendered = [render_unlabeled(cfg, i) for i in range(int(count))]
         return [Video(f"unlabeled_{i:04d}", f, np.full(len(f), UNLABELED, np.int64)) for i, f in enumerate(rendered)]
-    from edgelstm.data.segments import decode_video, video_files
+    from edgelstm.data.segments import FPS_TOLERANCE, decode_video, video_files
 
     root = Path(spec).expanduser()
     names = video_files(root) if root.is_dir() else []
@@ -143,7 +143,7 @@ def load_unlabeled(spec: str | Path, like: UntrimmedSet) -> list[Video]:
     out = []
     for name in names:
         frames, fps = decode_video(root / name, like.size)
-        if abs(fps - like.fps) > 0.02 * like.fps:
+        if abs(fps - like.fps) > FPS_TOLERANCE * like.fps:  # as within a labelled set
             raise DataError(f"a {fps:g} fps video among {like.fps:g} fps training videos", path=root / name,
                             expected=f"{like.fps:g} fps, as the labelled videos", fix=f"re-encode it (ffmpeg -r "
                             f"{like.fps:g})")

@@ -174,16 +174,14 @@ def closed_loop_parity(bundle: Bundle, model: Any, seqs: list[TrackSequence], *,
                        backend: Backend = Backend.ONNXRUNTIME) -> LoopParity:
     """The bundle's FP32 tracker (runtime crops, graphs, decoding) against the PyTorch model over ``seqs`` from
     their first boxes: step by step on the same crops, and each left to its own boxes (:class:`LoopParity`)."""
-    from edgelstm.train.track import torch_step, track_split
+    from edgelstm.train.track import track_split
 
     X = np.empty(len(seqs), object)
     for i, s in enumerate(seqs):
         X[i] = s
     got = list(track_boxes(bundle, X, backend, Precision.FP32))
     t = _tracking(bundle.manifest)
-    model.eval()
-    stepped = track_offline(torch_step(model), lambda n: None, [s.frames for s in seqs], [s.boxes[0] for s in seqs],
-                            t, follow=got)
+    stepped = track_split(model, seqs, t, follow=got)
     free = track_split(model, seqs, t)
     gaps = np.concatenate([np.abs(a - b).max(-1) for a, b in zip(got, free)])
     truth = [s.boxes for s in seqs]

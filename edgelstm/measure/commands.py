@@ -171,7 +171,7 @@ def _trained_task(path: Path) -> str:
     if path.is_dir():
         from edgelstm.spec import Manifest
 
-        return str(getattr(Manifest.read(path / "manifest.json"), "task", "classify"))  # a stand-in may have none
+        return str(Manifest.read(path / "manifest.json").task)
     from edgelstm.models.checkpoint import load_checkpoint
 
     return str(load_checkpoint(path).data.task)

@@ -105,10 +105,12 @@ def torch_step(model: nn.Module) -> Any:
     return step
 
 
-def track_split(model: nn.Module, seqs: list[TrackSequence], t: Tracking) -> list[np.ndarray]:
-    """Closed-loop boxes of every sequence, from its first true box."""
+def track_split(model: nn.Module, seqs: list[TrackSequence], t: Tracking,
+                follow: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Closed-loop boxes of every sequence, from its first true box (``follow``: see ``track_offline``)."""
     model.eval()
-    return track_offline(torch_step(model), lambda n: None, [s.frames for s in seqs], [s.boxes[0] for s in seqs], t)
+    return track_offline(torch_step(model), lambda n: None, [s.frames for s in seqs], [s.boxes[0] for s in seqs], t,
+                         follow=follow)
 
 
 def score_split(model: nn.Module, seqs: list[TrackSequence], t: Tracking) -> TrackReport:

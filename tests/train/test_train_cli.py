@@ -132,7 +132,7 @@ def test_eval_of_a_bundle_goes_to_the_runtime(tmp_path: Path, monkeypatch: pytes
     import edgelstm.spec as spec
 
     calls = {}
-    fake_manifest = SimpleNamespace(preprocess=SimpleNamespace(size=(16, 16)),
+    fake_manifest = SimpleNamespace(task=spec.Task.CLASSIFY, preprocess=SimpleNamespace(size=(16, 16)),
                                     temporal=SimpleNamespace(clip_len=4, frame_stride=1),
                                     data_options=lambda: {"size": (16, 16), "clip_len": 4})  # as Manifest's
     monkeypatch.setattr(spec.Manifest, "read", classmethod(lambda cls, p: fake_manifest))
