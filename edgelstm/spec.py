@@ -31,13 +31,12 @@ FEATURES = "features"  # encoder output and step input: float32 (N, F)
 H_IN = "h"             # LSTM hidden state in: float32 (num_layers, N, hidden)
 C_IN = "c"             # LSTM cell state in: float32 (num_layers, N, hidden)
 LOGITS = "logits"      # step output: float32 (N, num_classes)
-H_OUT = "h_out"
-C_OUT = "c_out"
+H_OUT, C_OUT = "h_out", "c_out"
+P_IN, P_OUT = "prev", "prev_out"  # a motion model's previous features (1, N, F): ModelInfo.carries_features
 CLIP = "clip"          # clip model input: uint8 (N, T, H, W, 3) or float32 (N, T, F)
 CLIP_LOGITS = "clip_logits"  # clip model output: float32 (N, T, num_classes), one row per step
 TOKEN, WORD_LOGITS = "token", "word_logits"  # captioning decoder: previous word int64 (N,) in, next (N, V) out
-BATCH = "batch"        # name of the dynamic batch axis
-TIME = "time"          # name of the dynamic time axis
+BATCH, TIME = "batch", "time"  # names of the dynamic batch and time axes
 
 
 class Role(StrEnum):
@@ -54,8 +53,7 @@ class Backend(StrEnum):
 
 
 class Precision(StrEnum):
-    FP32 = "fp32"
-    INT8 = "int8"
+    FP32, INT8 = "fp32", "int8"
 
 
 class ModelKind(StrEnum):
@@ -64,8 +62,7 @@ class ModelKind(StrEnum):
 
 
 class ColourOrder(StrEnum):
-    RGB = "rgb"
-    BGR = "bgr"
+    RGB, BGR = "rgb", "bgr"
 
 
 class ResizeMode(StrEnum):
@@ -218,6 +215,7 @@ class ModelInfo:
     num_layers: int
     params: int
     macs_per_frame: int
+    carries_features: bool = False  # the step also takes the previous step's features as state (P_IN)
 
 
 @dataclass(frozen=True)
@@ -348,9 +346,11 @@ class Manifest:
 
 
 # --- I/O derived from the spec: export uses these to name tensors and dynamic axes -------
-def state_specs(num_layers: int, hidden_size: int) -> tuple[StateSpec, StateSpec]:
+def state_specs(num_layers: int, hidden_size: int, carry: int = 0) -> tuple[StateSpec, ...]:
+    """h and c; and the previous step's features (width ``carry``) for a model that carries them."""
     shape: tuple[int | str, ...] = (num_layers, BATCH, hidden_size)
-    return (StateSpec(H_IN, H_OUT, shape), StateSpec(C_IN, C_OUT, shape))
+    prev = (StateSpec(P_IN, P_OUT, (1, BATCH, carry)),) if carry else ()
+    return (StateSpec(H_IN, H_OUT, shape), StateSpec(C_IN, C_OUT, shape)) + prev
 
 
 def encoder_io(size: tuple[int, int], feature_size: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -362,7 +362,7 @@ def encoder_io(size: tuple[int, int], feature_size: int) -> tuple[tuple[TensorSp
 def step_io(info: ModelInfo, *, size: tuple[int, int] | None = None,
             fused: bool = False) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Inputs and outputs of the step model (features in) or the fused model (frames in)."""
-    st = state_specs(info.num_layers, info.hidden_size)
+    st = state_specs(info.num_layers, info.hidden_size, info.feature_size * info.carries_features)
     if fused:
         if size is None:
             raise ValueError("a fused step model needs the frame size")

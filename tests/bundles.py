@@ -108,6 +108,29 @@ def make_checkpoint(tmp_path: Path, *, model: str = "student_tiny", size: tuple[
     return path
 
 
+def make_motion_checkpoint(tmp_path: Path, *, steps: int = 6, name: str = "motion.pt") -> Path:
+    """A motion student (models.motion: random Lite0 weights, 4 blocks, 3 classes) at 32x32, ``steps`` trained."""
+    import torch
+
+    from edgelstm.data.synthetic import CLASSES
+    from edgelstm.models import create_model
+    from edgelstm.models.checkpoint import Checkpoint, save_checkpoint
+
+    X, y = synthetic_clips(48, size=(32, 32), num_classes=3)
+    config = {"num_classes": 3, "hidden_size": 16, "encoder_blocks": 4, "encoder_grid": 2}
+    torch.manual_seed(0)
+    net = create_model("motion_student", **config)
+    acc = _train(net, X, y, steps=steps) if steps else 0.0
+    with torch.no_grad():  # records the map's side (training did too)
+        net.eval().encode_frames(torch.zeros(1, 32, 32, 3, dtype=torch.uint8))
+    data = DataFacts(kind=ModelKind.FRAMES, clip_len=CLIP_LEN, size=(32, 32), mean=(0.485, 0.456, 0.406),
+                     std=(0.229, 0.224, 0.225), stride=1, fps=FPS, source="synthetic")
+    path = tmp_path / name
+    save_checkpoint(path, Checkpoint(model=net, name="motion_student", config=config, classes=list(CLASSES[:3]),
+                                     data=data, metrics={"train_acc": acc}))
+    return path
+
+
 def make_feature_checkpoint(tmp_path: Path, *, feature_size: int = 8, num_classes: int = 4,
                             hidden_size: int = 12, steps: int = 150) -> Path:
     """An ``lstm`` feature-model checkpoint trained on :func:`feature_sequences`."""

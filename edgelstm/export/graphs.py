@@ -8,7 +8,7 @@ HWC->CHW, the channel swap and normalisation run in-graph.
 from __future__ import annotations
 
 import copy
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -106,6 +106,20 @@ class StepGraph(nn.Module):
             feats = self.model.standardize(x) if isinstance(self.model, LSTMVideoClassifier) else x
         out, (h_out, c_out) = self.model.lstm(feats.unsqueeze(1), (h, c))  # (N, 1, hidden)
         return self.model.head(out[:, 0]), h_out, c_out
+
+
+class CarryStepGraph(StepGraph):
+    """A motion model's step: also the previous step's features (1, N, F) in and this step's out (``prev``)."""
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,  # type: ignore[override]
+                prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        feats = cast(FrameModel, self.model).encode_frames(x) if self.fused else x
+        return cast(Any, self.model).step_features(feats, h, c, prev)
+
+
+def step_graph(model: nn.Module, *, fused: bool) -> StepGraph:
+    """The step graph for ``model``: h and c as state, and the previous features if the model carries them."""
+    return (CarryStepGraph if getattr(model, "carries_features", False) else StepGraph)(model, fused=fused)
 
 
 class ClipGraph(nn.Module):

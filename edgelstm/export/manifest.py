@@ -45,9 +45,24 @@ def model_info(name: str, model: Any, size: tuple[int, int] | None) -> ModelInfo
     lstm = model.lstm
     macs = macs_per_frame(model, size=size) if kind == ModelKind.FRAMES else macs_per_frame(
         model, feature_size=lstm.input_size)
-    return ModelInfo(name=name, kind=kind, num_classes=model.head.out_features, feature_size=lstm.input_size,
+    carries = bool(getattr(model, "carries_features", False))
+    width = _encoded_width(model, size) if carries else lstm.input_size  # a motion model's step takes its map
+    return ModelInfo(name=name, kind=kind, num_classes=model.head.out_features, feature_size=width,
                      hidden_size=lstm.hidden_size, num_layers=lstm.num_layers, params=count_params(model),
-                     macs_per_frame=macs)
+                     macs_per_frame=macs, carries_features=carries)
+
+
+def _encoded_width(model: Any, size: tuple[int, int] | None) -> int:
+    """What ``encode_frames`` writes per frame at ``size`` (a motion model's map depends on the frame size)."""
+    import torch
+
+    if size is None:
+        raise ValueError("a model that carries its features needs the frame size")
+    was = model.training
+    with torch.no_grad():
+        width = int(model.eval().encode_frames(torch.zeros(1, size[0], size[1], 3, dtype=torch.uint8)).shape[1])
+    model.train(was)
+    return width
 
 
 def preprocess(model: Any, data: spec.DataFacts, size: tuple[int, int]) -> Preprocess:

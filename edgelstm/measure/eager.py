@@ -24,7 +24,7 @@ class EagerWindow:
     def __init__(self, model: Any, *, window: int) -> None:  # a torch.nn.Module
         self.model: Any = model.eval()
         self.window = window
-        self.state: dict[int, Any] = {}  # stream -> (h, c), streaming only
+        self.state: dict[int, Any] = {}  # stream -> (h, c[, prev]), streaming only
 
     def __call__(self, frames: np.ndarray, ids: list[int]) -> np.ndarray:
         import torch
@@ -35,11 +35,11 @@ class EagerWindow:
     def _logits(self, torch: Any, x: Any, ids: list[int]) -> np.ndarray:
         if self.window > 1:
             return self.model.step_logits(x)[:, -1].numpy()  # (n, T, K) -> (n, K)
-        states = [self.state.get(i) or self.model.init_state(1) for i in ids]  # each (L, 1, hidden) x 2
-        state = (torch.cat([st[0] for st in states], 1), torch.cat([st[1] for st in states], 1))
-        logits, (h, c) = self.model.step(x[:, -1], state)  # (n, K), (L, n, hidden)
+        states = [self.state.get(i) or self.model.init_state(1) for i in ids]  # (h, c[, prev]), stream on axis 1
+        state = tuple(torch.cat(part, 1) for part in zip(*states))
+        logits, new = self.model.step(x[:, -1], state)  # (n, K), each (L, n, ...)
         for k, i in enumerate(ids):
-            self.state[i] = (h[:, k:k + 1], c[:, k:k + 1])
+            self.state[i] = tuple(s[:, k:k + 1] for s in new)
         return logits.numpy()
 
     def reset(self, stream: int | None) -> None:

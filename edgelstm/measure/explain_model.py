@@ -63,6 +63,7 @@ def bundle_model(path: Path) -> CellModel:
     onnx = _import_onnx()
     bundle = load_bundle(path)
     m = bundle.manifest
+    _refuse_motion(m.model.carries_features, m.model.name, path)
     chain = open_chain(bundle, spec.Backend.ONNXRUNTIME, spec.Precision.FP32)  # split when it can, else fused
     file = bundle.file(chain.step_art)
     proto = onnx.load(str(file))
@@ -212,6 +213,14 @@ def _subgraph(proto: Any, inputs: list[str], output: str, file: Path) -> Transfo
 
 
 # --- checkpoints ------------------------------------------------------------------------------
+def _refuse_motion(carries: bool, name: str, path: Path) -> None:
+    if carries:  # its LSTM's input is a correlation with the previous map, not this frame's features
+        raise UsageError(f"model '{name}' is a motion model: its LSTM reads a correlation of two frames' maps, which "
+                         "explain's one-frame input attribution does not cover", path=path,
+                         expected="a student whose LSTM reads one frame's features (student, student_tiny, lstm)",
+                         fix="explain a plain student; for a motion model, profile or evaluate it instead")
+
+
 def checkpoint_model(path: Path) -> CellModel:
     import torch
 
@@ -220,6 +229,7 @@ def checkpoint_model(path: Path) -> CellModel:
 
     ckpt = load_checkpoint(path)
     model: Any = ckpt.model.eval()
+    _refuse_motion(bool(getattr(model, "carries_features", False)), ckpt.name, path)
     lstm = getattr(model, "lstm", None)
     if not (getattr(model, "causal", False) and isinstance(lstm, torch.nn.LSTM) and hasattr(model, "head")
             and not lstm.bidirectional and lstm.batch_first and not lstm.proj_size):

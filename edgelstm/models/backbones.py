@@ -116,7 +116,7 @@ def encoder_names() -> list[str]:
     return list(ENCODERS)
 
 
-def _spec(name: str) -> EncoderSpec:
+def encoder_spec(name: str) -> EncoderSpec:
     if name not in ENCODERS:
         raise unknown_choice("encoder", name, ENCODERS, fix="pass one of these to --encoder")
     return ENCODERS[name]
@@ -128,7 +128,7 @@ def build_encoder(name: str, *, feature_size: int, widths: tuple[int, ...] | Non
     its blocks), ``feature_size`` and ``name``. ``widths``: ``mobile``/``wide`` only. ``grid``: the pooled map's
     side (default: 2 for ImageNet trunks, 4 for mobile/wide, 2 for tiny). ``blocks``: keep only the trunk's first
     N blocks (ImageNet trunks): mid-level features keep where things are, at a fraction of the MACs."""
-    spec = _spec(name)
+    spec = encoder_spec(name)
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= 8):
         raise UsageError(f"--encoder-grid {grid!r}", expected="a whole number from 1 (global pooling) to 8",
                          fix="pass e.g. --encoder-grid 2")
@@ -172,7 +172,7 @@ def output_stride(encoder: nn.Module) -> int:
 
 def pretrained_norm(name: str) -> Norm:
     """The frame normalisation (mean, std on the 0..1 scale) that ``name``'s pretrained weights expect."""
-    norm = _spec(name).norm
+    norm = encoder_spec(name).norm
     if norm is None:
         raise UsageError(f"encoder '{name}' has no pretrained weights", expected="an ImageNet encoder: "
                          + ", ".join(n for n, s in ENCODERS.items() if s.norm), fix="drop --encoder-weights")
@@ -200,7 +200,7 @@ def load_encoder_weights(encoder: nn.Module, weights: str | Path) -> Path:
     Accepts the architecture's original checkpoint (torchvision's keys, or the TensorFlow-converted Lite0's): its
     classifier is dropped and every body weight must be present, so a wrong file fails loudly."""
     name = getattr(encoder, "name", "")
-    spec = _spec(name)
+    spec = encoder_spec(name)
     pretrained_norm(name)
     path = resolve_weights(name, weights)
     sd = read_state_dict(path, option="--encoder-weights")

@@ -39,7 +39,7 @@ class FrameNorm(nn.Module):
         return x * self.scale - self.shift
 
 
-class _ClipModel(nn.Module):
+class FrameClipModel(nn.Module):
     causal = False
 
     def __init__(self, encoder: Encoder, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
@@ -66,7 +66,7 @@ class _ClipModel(nn.Module):
         raise NotImplementedError
 
 
-class StreamingClipModel(_ClipModel):
+class StreamingClipModel(FrameClipModel):
     """The student: encoder + unidirectional LSTM + head, causal, with a per-frame ``step``."""
 
     causal = True
@@ -98,7 +98,7 @@ class StreamingClipModel(_ClipModel):
         return z, z.clone()
 
 
-class BiLSTMClipModel(_ClipModel):
+class BiLSTMClipModel(FrameClipModel):
     """The teacher: wider encoder, stacked (optionally bidirectional) LSTM. Sees the whole clip; never streams."""
 
     def __init__(self, encoder: Encoder, hidden_size: int, num_layers: int, num_classes: int,
@@ -127,7 +127,7 @@ class BiLSTMClipModel(_ClipModel):
         return self.head(torch.cat([fwd, bwd], dim=-1))
 
 
-class PoolingClipModel(_ClipModel):
+class PoolingClipModel(FrameClipModel):
     """The order-free baseline: the same encoder, features averaged over time, no LSTM."""
 
     def __init__(self, encoder: Encoder, num_classes: int,

@@ -7,6 +7,7 @@ from edgelstm.models.backbones import build_encoder, pretrained_norm
 from edgelstm.models.clip_models import BiLSTMClipModel, PoolingClipModel, StreamingClipModel
 from edgelstm.models.encoders import TinyEncoder
 from edgelstm.models.lstm_classifier import LSTMVideoClassifier
+from edgelstm.models.motion import MotionStudent, MotionTeacher, map_encoder
 from edgelstm.models.registry import register_model
 
 
@@ -73,3 +74,27 @@ def pooling(*, num_classes: int, feature_size: int = 128, widths: tuple[int, ...
     enc = build_encoder(encoder, feature_size=feature_size, widths=tuple(widths), grid=encoder_grid,
                         blocks=encoder_blocks)
     return PoolingClipModel(cast(Any, enc), num_classes, **_frame_norm(encoder, pretrained, norm))
+
+
+@register_model
+def motion_student(*, num_classes: int, hidden_size: int = 128, encoder: str = "efficientnet_lite0",
+                   pretrained: bool = False, encoder_grid: int | None = None, encoder_blocks: int | None = 6,
+                   map_channels: int = 16, **norm: tuple[float, ...]) -> MotionStudent:
+    """Causal student whose step sees its frame's map beside the previous frame's (``models.motion``): an ImageNet
+    trunk's first ``encoder_blocks`` blocks (Lite0: 6, 40 channels at stride 8), reduced to ``map_channels``, a
+    local correlation with the previous map, pooled to ``encoder_grid`` (4), + one LSTM. The previous map is a
+    third state tensor of the step graph."""
+    enc = map_encoder(encoder, blocks=encoder_blocks, channels=map_channels)
+    return MotionStudent(enc, hidden_size, num_classes, grid=encoder_grid or 4,
+                         **_frame_norm(encoder, pretrained, norm))
+
+
+@register_model
+def motion_teacher(*, num_classes: int, hidden_size: int = 192, num_layers: int = 2,
+                   encoder: str = "efficientnet_lite0", pretrained: bool = False, encoder_grid: int | None = None,
+                   encoder_blocks: int | None = 6, map_channels: int = 16,
+                   **norm: tuple[float, ...]) -> MotionTeacher:
+    """The motion student's encoder and correlation under a two-layer bidirectional LSTM: for distillation."""
+    enc = map_encoder(encoder, blocks=encoder_blocks, channels=map_channels)
+    return MotionTeacher(enc, hidden_size, num_layers, num_classes, grid=encoder_grid or 4,
+                         **_frame_norm(encoder, pretrained, norm))

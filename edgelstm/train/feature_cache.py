@@ -95,9 +95,14 @@ def prefix(model: nn.Module, frames: torch.Tensor, frozen: int) -> torch.Tensor:
     return cast(torch.Tensor, enc.pool_maps(x)) if frozen == len(blocks) else x
 
 
-def extract(model: nn.Module, X: np.ndarray, frozen: int, *, batch_frames: int = 256, progress: bool = True,
+def extract(model: nn.Module, X: np.ndarray, frozen: int, *, batch_frames: int | None = None, progress: bool = True,
             desc: str = "features") -> np.ndarray:
-    """(N, T, H, W, 3) uint8 clips -> (N, T, *cached) float32, in batches of frames (tqdm + frames/s)."""
+    """(N, T, H, W, 3) uint8 clips -> (N, T, *cached) float32, in batches of frames (tqdm + frames/s).
+
+    ``batch_frames`` (default: :func:`frames_per_batch`) keeps each activation small: at 160x160, batches of 256
+    frames allocate a 200 MB map per layer, which the allocator maps and unmaps every time; 8 frames ran the Lite0
+    prefix 4x faster on a 2-core AMD EPYC (768 frames: 2.0 s against 8.2 s)."""
+    batch_frames = batch_frames or frames_per_batch(X.shape[2:4])
     from tqdm import tqdm
 
     n, t = X.shape[:2]
@@ -120,9 +125,17 @@ def extract(model: nn.Module, X: np.ndarray, frozen: int, *, batch_frames: int =
     return out.reshape(n, t, *out.shape[1:])
 
 
+def frames_per_batch(size: tuple[int, ...]) -> int:
+    """Frames per extraction batch: a stem map of 32 channels at stride 2 (4 bytes each) near 8 MB, 1 to 256."""
+    return max(1, min(256, 2 ** 23 // (32 * int(size[0]) * int(size[1]))))
+
+
 def cache_key(model: nn.Module, frozen: int, X: np.ndarray, lengths: np.ndarray | None) -> str:
-    """The frozen weights and normalisation, the split point and every byte of the clips."""
-    h = hashlib.sha256(f"{CACHE_VERSION}:{frozen}:{list(X.shape)}:{X.dtype}".encode())
+    """The frozen weights and normalisation, the split point, how a fully frozen encoder pools (a 4x4 grid, a 2x2
+    one, or a motion model's whole map cache different arrays from the same blocks) and every byte of the clips."""
+    enc = cast(Any, model.encoder)
+    pooling = f":{type(enc).__name__}:{getattr(enc, 'grid', '')}" if frozen == len(encoder_blocks(enc)) else ""
+    h = hashlib.sha256(f"{CACHE_VERSION}:{frozen}{pooling}:{list(X.shape)}:{X.dtype}".encode())
     frozen_state = {**cast(nn.Module, model.norm).state_dict(prefix="norm."),
                     **nn.Sequential(*encoder_blocks(cast(Any, model.encoder))[:frozen]).state_dict()}
     for name in sorted(frozen_state):

@@ -62,3 +62,26 @@ def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
     if drop_last and n > batch_size:
         return n // batch_size
     return -(-n // batch_size)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to reuse freed blocks instead of returning every large one to the OS at once.
+
+    Training and feature extraction allocate activations of tens to hundreds of MB per layer. Above glibc's mmap
+    threshold (at most 32 MB by default) each one is a fresh mapping that the kernel zero-fills page by page: the
+    footage preset's students spent 0.47 s of every 0.82 s batch in the kernel (234k page faults per batch). With
+    the threshold at 1 GiB the same batch took 0.54-0.63 s with 0.02 s in the kernel, on this 2-core AMD EPYC.
+    The effect is PyTorch's usual advice (jemalloc or tcmalloc) without a preload. A no-op (False) off glibc."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another libc: nothing to tune
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))

@@ -32,7 +32,7 @@ from edgelstm.train.config import DataConfig, DistillConfig, TrainConfig
 from edgelstm.train.dist import Dist, barrier, setup_dist
 from edgelstm.train.evaluate import accuracy, predict
 from edgelstm.train.objectives import LossFn, TrainView, distill_loss, supervised_loss
-from edgelstm.train.torchdata import SplitTensors, batches, make_sampler, num_batches
+from edgelstm.train.torchdata import SplitTensors, batches, keep_freed_memory, make_sampler, num_batches
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def fit(model: nn.Module, model_name: str, model_cfg: dict[str, Any], ds: Datase
     d = setup_dist()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    keep_freed_memory()
     out = Path(cfg.out)
     prepare_out(cfg, d)
     model.to(d.device)

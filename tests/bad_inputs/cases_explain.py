@@ -58,6 +58,14 @@ def _(w: World, tmp: Path) -> Outcome:
     return _explain(teacher, w.video, tmp)
 
 
+@case("explain-motion-model", "checkpoint", "a motion student (its step carries the previous map) to explain",
+      "edgelstm explain motion.pt --source clip.avi", 2, "model 'motion_student' is a motion model")
+def _(w: World, tmp: Path) -> Outcome:
+    from tests.bundles import make_motion_checkpoint
+
+    return _explain(make_motion_checkpoint(tmp, steps=0), w.video, tmp)
+
+
 @case("explain-max-frames-zero", "options", "explain --max-frames 0",
       "edgelstm explain B --source clip.avi --max-frames 0", 2, "--max-frames 0; expected a positive whole number")
 def _(w: World, tmp: Path) -> Outcome:

@@ -94,3 +94,35 @@ def test_the_view_equals_the_model_on_frames() -> None:
             torch.testing.assert_close(view.step_logits(feats), model.step_logits(clips), atol=1e-5, rtol=1e-5)
             lengths = torch.tensor([5, 3])
             torch.testing.assert_close(view(feats, lengths), model(clips, lengths), atol=1e-5, rtol=1e-5)
+
+
+def test_encoders_that_pool_the_same_frozen_blocks_differently_do_not_share_a_cache() -> None:
+    """Fully frozen, the cache holds what the encoder's pooling writes: a 4x4 grid, a 2x2 one, or a motion model's
+    whole map. The same blocks and clips under another pooling must miss the cache, not read the wrong array."""
+    import numpy as np
+
+    from edgelstm.models import create_model
+    from edgelstm.models.freeze import freeze
+
+    clips = np.zeros((2, 3, 32, 32, 3), np.uint8)
+    keys = {}
+    for name, kw in (("pooling", {"encoder_grid": 4}), ("pooling", {"encoder_grid": 2}),
+                     ("motion_student", {"encoder_grid": 2})):
+        torch.manual_seed(0)  # the same random Lite0 blocks every time
+        m = create_model(name, num_classes=3, encoder="efficientnet_lite0", encoder_blocks=4, **kw)
+        keys[(name, kw["encoder_grid"])] = feature_cache.cache_key(m, freeze(m.encoder), clips, None)
+        shape = feature_cache.extract(m, clips, freeze(m.encoder), progress=False).shape
+        assert shape[2:] == ((24, 8, 8) if name == "motion_student" else (24 * kw["encoder_grid"] ** 2,)), name
+    assert len(set(keys.values())) == 3, keys
+
+
+def test_the_allocator_keeps_freed_memory_on_glibc() -> None:
+    """Training tunes glibc's malloc (large activations reused, not re-mapped and zero-filled per batch); the call
+    says whether it could, and is a harmless no-op elsewhere."""
+    import platform
+    import sys
+
+    from edgelstm.train.torchdata import keep_freed_memory
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc

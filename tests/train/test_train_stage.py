@@ -46,3 +46,4 @@ def test_a_preset_of_runs_on_a_frozen_encoder(tmp_path: Path) -> None:
     names = [r.name for r in preset.run_specs()]
     assert names == ["teacher", "student_distilled", "student_scratch", "student_random_encoder", "pooling"]
     assert preset.run_specs()[3].encoder.weights is None and preset.run_specs()[1].encoder.weights == "imagenet"
+    assert [r.model for r in preset.run_specs()[:4]] == ["motion_teacher"] + ["motion_student"] * 3
