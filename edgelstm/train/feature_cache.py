@@ -101,7 +101,7 @@ def extract(model: nn.Module, X: np.ndarray, frozen: int, *, batch_frames: int |
 
     ``batch_frames`` (default: :func:`frames_per_batch`) keeps each activation small: at 160x160, batches of 256
     frames allocate a 200 MB map per layer, which the allocator maps and unmaps every time; 8 frames ran the Lite0
-    prefix 4x faster on a 2-core AMD EPYC (768 frames: 2.0 s against 8.2 s)."""
+    prefix 5x faster on a 2-core AMD EPYC (768 frames: 1.7 s against 8.2 s; ``benchmarks/frozen_path.py``)."""
     batch_frames = batch_frames or frames_per_batch(X.shape[2:4])
     from tqdm import tqdm
 
