@@ -28,8 +28,7 @@ METADATA_KEY = "edgelstm.spec"  # key of the spec in each ONNX file's metadata_p
 # --- tensor names (the only place they are spelled) -------------------------------------
 FRAMES = "frames"      # encoder input: raw uint8 frames (N, H, W, 3); normalisation is in the graph
 FEATURES = "features"  # encoder output and step input: float32 (N, F)
-H_IN = "h"             # LSTM hidden state in: float32 (num_layers, N, hidden)
-C_IN = "c"             # LSTM cell state in: float32 (num_layers, N, hidden)
+H_IN, C_IN = "h", "c"  # LSTM hidden and cell state in: float32 (num_layers, N, hidden)
 LOGITS = "logits"      # step output: float32 (N, num_classes)
 H_OUT, C_OUT = "h_out", "c_out"
 P_IN, P_OUT = "prev", "prev_out"  # a motion model's previous features (1, N, F): ModelInfo.carries_features
@@ -48,8 +47,7 @@ class Role(StrEnum):
 
 
 class Backend(StrEnum):
-    ONNXRUNTIME = "onnxruntime"
-    OPENVINO = "openvino"
+    ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
 
 
 class Precision(StrEnum):
@@ -66,9 +64,7 @@ class ColourOrder(StrEnum):
 
 
 class ResizeMode(StrEnum):
-    BILINEAR = "bilinear"
-    AREA = "area"
-    NEAREST = "nearest"
+    BILINEAR, AREA, NEAREST = "bilinear", "area", "nearest"
 
 
 class Task(StrEnum):  # what a model's output means
@@ -175,9 +171,9 @@ class Temporal:
 
 @dataclass(frozen=True)
 class StateSpec:
-    input: str     # name of the state input (H_IN or C_IN)
-    output: str    # name of the state output (H_OUT or C_OUT)
-    shape: tuple[int | str, ...]  # (num_layers, BATCH, hidden)
+    input: str     # name of the state input (H_IN, C_IN, or a motion model's P_IN)
+    output: str    # name of the state output (H_OUT, C_OUT or P_OUT)
+    shape: tuple[int | str, ...]  # (num_layers, BATCH, hidden); P_IN: (1, BATCH, feature_size)
     dtype: str = "float32"
     init: str = "zeros"
 
@@ -216,6 +212,10 @@ class ModelInfo:
     params: int
     macs_per_frame: int
     carries_features: bool = False  # the step also takes the previous step's features as state (P_IN)
+
+    @property
+    def carried_size(self) -> int:  # width of the previous step's features taken as state (P_IN); 0: none
+        return self.feature_size if self.carries_features else 0
 
 
 @dataclass(frozen=True)
@@ -362,7 +362,7 @@ def encoder_io(size: tuple[int, int], feature_size: int) -> tuple[tuple[TensorSp
 def step_io(info: ModelInfo, *, size: tuple[int, int] | None = None,
             fused: bool = False) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Inputs and outputs of the step model (features in) or the fused model (frames in)."""
-    st = state_specs(info.num_layers, info.hidden_size, info.feature_size * info.carries_features)
+    st = state_specs(info.num_layers, info.hidden_size, info.carried_size)
     if fused:
         if size is None:
             raise ValueError("a fused step model needs the frame size")

@@ -151,8 +151,7 @@ def build_fp32(ckpt: Any, stage: Path, *, size: tuple[int, int] | None, layout: 
         format_version=spec.FORMAT_VERSION, model=info, labels=tuple(ckpt.classes),
         preprocess=mf.preprocess(model, ckpt.data, size) if size is not None else None,
         features=mf.feature_norm(model),
-        temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size,
-                                                                  info.feature_size * info.carries_features),
+        temporal=mf.temporal(ckpt.data), state=spec.state_specs(info.num_layers, info.hidden_size, info.carried_size),
         artifacts=tuple(artifacts), source_checkpoint_sha256=ckpt.sha256, parity=(), versions=mf.versions(),
         created=mf.now(), data_source=ckpt.data.source, **task_fields(ckpt))
     X = parity.parity_sequence(manifest, frames=frames)

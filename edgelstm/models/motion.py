@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgelstm.errors import UsageError
-from edgelstm.models.backbones import grid_pool
+from edgelstm.models.backbones import ENCODERS, encoder_spec, grid_pool, truncate
 from edgelstm.models.clip_models import (IMAGENET_MEAN, IMAGENET_STD, BiLSTMClipModel, FrameClipModel,
                                          StreamingClipModel)
 
@@ -151,8 +151,6 @@ class MotionTeacher(_Motion, BiLSTMClipModel):
 
 def map_encoder(name: str, *, blocks: int | None, channels: int = 16) -> MapEncoder:
     """An ImageNet trunk (``models.backbones``), its first ``blocks`` blocks, as a :class:`MapEncoder`."""
-    from edgelstm.models.backbones import ENCODERS, encoder_spec, truncate
-
     build = encoder_spec(name).body
     if build is None:
         raise UsageError(f"a motion model on encoder '{name}'", expected="an ImageNet trunk: " + ", ".join(

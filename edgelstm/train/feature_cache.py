@@ -137,7 +137,7 @@ def cache_key(model: nn.Module, frozen: int, X: np.ndarray, lengths: np.ndarray 
     pooling = f":{type(enc).__name__}:{getattr(enc, 'grid', '')}" if frozen == len(encoder_blocks(enc)) else ""
     h = hashlib.sha256(f"{CACHE_VERSION}:{frozen}{pooling}:{list(X.shape)}:{X.dtype}".encode())
     frozen_state = {**cast(nn.Module, model.norm).state_dict(prefix="norm."),
-                    **nn.Sequential(*encoder_blocks(cast(Any, model.encoder))[:frozen]).state_dict()}
+                    **nn.Sequential(*encoder_blocks(enc)[:frozen]).state_dict()}
     for name in sorted(frozen_state):
         h.update(name.encode())
         h.update(np.ascontiguousarray(frozen_state[name].detach().cpu().numpy()).data)
